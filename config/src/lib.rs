@@ -1,0 +1,44 @@
+//! scalegate's configuration: one YAML file, typed with serde, validated with precise errors.
+//!
+//! Loading is two steps so that a reload can never half-apply: [`load`] parses and validates
+//! everything (including reading certificates), and only a fully valid [`Config`] is handed to
+//! the running parts. Every error carries file, line, column, the field's path and the reason.
+#![forbid(unsafe_code)]
+
+mod error;
+mod model;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+
+/// Reads, parses and validates the config file at `path`.
+///
+/// Relative certificate paths are resolved against the file's directory, so the returned
+/// config can be used from any working directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors::single(ConfigError::whole_file(path, format!("cannot read file: {error}")))
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    parse(&text, path, &base_dir)
+}
+
+/// Parses and validates config text; `file` names it in errors and `base_dir` anchors relative
+/// paths.
+pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut config = validate::deserialize(text, file)?;
+    validate::resolve_paths(&mut config, base_dir);
+    validate::validate(&config, text, file)?;
+    Ok(config)
+}
+
+/// The JSON Schema of the config file, for editor completion (`scalegate schema`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).expect("schema serializes")
+}
+
+/// The embedded default config: the bundled example that `scalegate run` uses without `-c`.
+pub const EXAMPLE: &str = include_str!("../../examples/scalegate.yaml");
