@@ -1,1 +1,272 @@
-fn main() {}
+//! The `scalegate` command: an ALB, its target groups and (soon) an autoscaled service, in one
+//! binary configured by one YAML file.
+#![forbid(unsafe_code)]
+
+mod reload;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use scalegate_config::Config;
+use scalegate_proxy::admin::{serve_admin, AdminState};
+use scalegate_proxy::metrics::Metrics;
+use scalegate_proxy::Proxy;
+
+/// scalegate: an Application Load Balancer with target groups, metrics and hot reload, in one
+/// binary. Everything is configured in one YAML file; see docs/config.md.
+#[derive(Parser)]
+#[command(name = "scalegate", version, about, long_about = None)]
+struct Cli {
+    /// Log format: `human` for people, `json` for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `scalegate_proxy=debug` (overrides RUST_LOG).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything the config file describes: listeners, rules, target groups, the admin
+    /// endpoint. Reloads the file on SIGHUP and when it changes; stops gracefully on Ctrl-C or
+    /// SIGTERM.
+    Run {
+        /// The config file. Without it, the bundled example (examples/scalegate.yaml) runs.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// How long open connections may take to finish their requests at shutdown.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        shutdown_grace_seconds: u64,
+    },
+    /// Validate a config file and explain what it does. Exits non-zero and prints every error
+    /// (file:line:column: field: reason) when it is invalid.
+    Check {
+        /// The config file to check.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the config file, for editor completion.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.log_level.as_deref());
+    let result = match cli.command {
+        Command::Run {
+            config,
+            shutdown_grace_seconds,
+        } => run(config, Duration::from_secs(shutdown_grace_seconds)),
+        Command::Check { config } => return check(&config),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scalegate_config::json_schema())
+                    .expect("schema serializes")
+            );
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("scalegate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(level) => tracing_subscriber::EnvFilter::new(level),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+/// Loads the config from `path`, or the bundled example.
+fn load(path: Option<&Path>) -> Result<Config, scalegate_config::ConfigErrors> {
+    match path {
+        Some(path) => scalegate_config::load(path),
+        None => scalegate_config::parse(
+            scalegate_config::EXAMPLE,
+            Path::new("<bundled example>"),
+            Path::new("."),
+        ),
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match scalegate_config::load(path) {
+        Ok(config) => {
+            println!("{}: valid", path.display());
+            print!("{}", explain(&config));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A short plain-language account of what a valid config will do.
+fn explain(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "load balancer {:?}, admin on {}",
+        config.load_balancer.name, config.admin.address
+    );
+    for listener in &config.listeners {
+        let protocol = match listener.protocol {
+            scalegate_config::Protocol::Http => "HTTP",
+            scalegate_config::Protocol::Https => "HTTPS",
+        };
+        let _ = writeln!(
+            out,
+            "listener {} {protocol} on {}: {} rule(s), then default: {}",
+            listener.name.as_deref().unwrap_or("(unnamed)"),
+            listener.address,
+            listener.rules.len(),
+            describe_action(&listener.default_action)
+        );
+        let mut rules: Vec<_> = listener.rules.iter().collect();
+        rules.sort_by_key(|rule| rule.priority);
+        for rule in rules {
+            let _ = writeln!(
+                out,
+                "  priority {:>5}: {} condition(s) -> {}",
+                rule.priority,
+                rule.conditions.len(),
+                describe_action(&rule.action)
+            );
+        }
+    }
+    for group in &config.target_groups {
+        let _ = writeln!(
+            out,
+            "target group {}: {} target(s)",
+            group.name,
+            group.targets.len()
+        );
+    }
+    out
+}
+
+fn describe_action(action: &scalegate_config::Action) -> String {
+    match action {
+        scalegate_config::Action::Forward(forward) => match &forward.target_group {
+            Some(group) => format!("forward to {group}"),
+            None => {
+                let groups: Vec<String> = forward
+                    .target_groups
+                    .iter()
+                    .map(|g| format!("{} (weight {})", g.name, g.weight))
+                    .collect();
+                format!("forward to {}", groups.join(", "))
+            }
+        },
+        scalegate_config::Action::Redirect(redirect) => format!(
+            "redirect {:?} to {}://{}:{}{}?{}",
+            redirect.status_code,
+            redirect.protocol,
+            redirect.host,
+            redirect.port,
+            redirect.path,
+            redirect.query
+        ),
+        scalegate_config::Action::FixedResponse(fixed) => {
+            format!("fixed response {}", fixed.status_code)
+        }
+    }
+}
+
+fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
+    let config =
+        load(path.as_deref()).map_err(|errors| anyhow::anyhow!("invalid config:\n{errors}"))?;
+    if path.is_none() {
+        tracing::info!("no --config given: running the bundled example (examples/scalegate.yaml)");
+    }
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("scalegate-control")
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    control.block_on(async move {
+        let metrics = Metrics::new(&config.load_balancer.name);
+        let proxy = Arc::new(
+            Proxy::start(&config, Arc::clone(&metrics)).context("cannot start the proxy")?,
+        );
+        let admin = tokio::net::TcpListener::bind(config.admin.address)
+            .await
+            .with_context(|| {
+                format!("cannot bind the admin listener on {}", config.admin.address)
+            })?;
+        tracing::info!(address = %admin.local_addr()?, "admin listening");
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = tokio::spawn(serve_admin(
+            admin,
+            AdminState {
+                metrics: Arc::clone(&metrics),
+            },
+            async move {
+                let _ = admin_stopped.await;
+            },
+        ));
+        let reloader =
+            path.map(|path| reload::spawn(path, Arc::clone(&proxy), Arc::clone(&metrics)));
+
+        wait_for_stop_signal().await;
+        tracing::info!(
+            grace_seconds = shutdown_grace.as_secs(),
+            "shutting down: finishing open requests"
+        );
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
+        proxy.shutdown(shutdown_grace).await;
+        let _ = stop_admin.send(());
+        let _ = admin_task.await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -104,7 +104,10 @@ pub struct RuntimeLayout {
 
 impl Default for RuntimeLayout {
     fn default() -> Self {
-        RuntimeLayout { mode: RuntimeMode::PerCore, workers: 0 }
+        RuntimeLayout {
+            mode: RuntimeMode::PerCore,
+            workers: 0,
+        }
     }
 }
 
@@ -129,7 +132,9 @@ pub struct Admin {
 
 impl Default for Admin {
     fn default() -> Self {
-        Admin { address: SocketAddr::from(([127, 0, 0, 1], 9901)) }
+        Admin {
+            address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+        }
     }
 }
 
@@ -488,4 +493,39 @@ pub enum Target {
         #[serde(default)]
         port: Option<u16>,
     },
+}
+
+impl Target {
+    /// The address to connect to; `localhost` means 127.0.0.1. Host names arrive with DNS
+    /// discovery, so anything else must be an IP literal.
+    pub fn socket_addr(&self, default_port: u16) -> Result<SocketAddr, String> {
+        let (host, port) = match self {
+            Target::Full { address, port } => (address.as_str(), port.unwrap_or(default_port)),
+            Target::Short(text) => {
+                if let Ok(address) = text.parse::<SocketAddr>() {
+                    return Ok(address);
+                }
+                match text.rsplit_once(':') {
+                    Some((host, port)) if !host.contains(':') => {
+                        let port = port
+                            .parse::<u16>()
+                            .map_err(|_| format!("bad port in target `{text}`"))?;
+                        (host, port)
+                    }
+                    _ => (
+                        text.trim_start_matches('[').trim_end_matches(']'),
+                        default_port,
+                    ),
+                }
+            }
+        };
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            host.parse().map_err(|_| {
+                format!("target `{host}` is not an IP address (host names arrive with DNS discovery; use an IP address)")
+            })?
+        };
+        Ok(SocketAddr::new(ip, port))
+    }
 }

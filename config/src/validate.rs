@@ -12,8 +12,17 @@ pub(crate) fn deserialize(text: &str, file: &Path) -> Result<Config, ConfigError
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let (line, column) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-        ConfigErrors::single(ConfigError { file: file.to_path_buf(), line, column, path, reason: inner.to_string() })
+        let (line, column) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        ConfigErrors::single(ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            path,
+            reason: inner.to_string(),
+        })
     })
 }
 
@@ -21,7 +30,9 @@ pub(crate) fn deserialize(text: &str, file: &Path) -> Result<Config, ConfigError
 pub(crate) fn resolve_paths(config: &mut Config, base_dir: &Path) {
     for listener in &mut config.listeners {
         if let Some(tls) = &mut listener.tls {
-            for files in std::iter::once(&mut tls.default_certificate).chain(tls.certificates.iter_mut()) {
+            for files in
+                std::iter::once(&mut tls.default_certificate).chain(tls.certificates.iter_mut())
+            {
                 if files.certificate.is_relative() {
                     files.certificate = base_dir.join(&files.certificate);
                 }

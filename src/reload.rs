@@ -1,0 +1,93 @@
+//! Hot reload: on SIGHUP or when the config file changes, validate the new file completely and
+//! apply it; a bad file is logged and counted, and the running config keeps serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::Watcher as _;
+use scalegate_proxy::metrics::Metrics;
+use scalegate_proxy::Proxy;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Quiet period after a file event before reloading, so an editor's several writes (or a
+/// write then rename) become one reload.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Starts watching `path` and SIGHUP; the returned task runs until aborted.
+pub fn spawn(path: PathBuf, proxy: Arc<Proxy>, metrics: Arc<Metrics>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let (events, mut triggers) = mpsc::channel::<&'static str>(16);
+        let _watcher = watch_file(&path, events.clone());
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("SIGHUP handler installs");
+        loop {
+            let cause = tokio::select! {
+                _ = hangup.recv() => "SIGHUP",
+                Some(cause) = triggers.recv() => {
+                    // Let a burst of file events settle into one reload.
+                    while let Ok(Some(_)) = tokio::time::timeout(SETTLE, triggers.recv()).await {}
+                    cause
+                }
+            };
+            reload(&path, &proxy, &metrics, cause);
+        }
+    })
+}
+
+fn reload(path: &std::path::Path, proxy: &Proxy, metrics: &Metrics, cause: &str) {
+    match scalegate_config::load(path) {
+        Ok(config) => match proxy.apply(&config) {
+            Ok(()) => {
+                metrics.record_reload(true);
+                tracing::info!(%cause, file = %path.display(), "config reloaded");
+            }
+            Err(error) => {
+                metrics.record_reload(false);
+                tracing::error!(%cause, file = %path.display(), %error, "config reload failed; the previous config keeps serving");
+            }
+        },
+        Err(errors) => {
+            metrics.record_reload(false);
+            for error in &errors.0 {
+                tracing::error!(%cause, error = %error, "config reload rejected; the previous config keeps serving");
+            }
+        }
+    }
+}
+
+/// Watches the file's directory (editors replace files by rename, which a watch on the file
+/// itself would lose) and reports events that concern the file.
+fn watch_file(
+    path: &std::path::Path,
+    events: mpsc::Sender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    let file_name = path.file_name()?.to_owned();
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let concerns_file = event
+                .paths
+                .iter()
+                .any(|p| p.file_name() == Some(file_name.as_os_str()));
+            let changes = matches!(
+                event.kind,
+                notify::EventKind::Create(_) | notify::EventKind::Modify(_)
+            );
+            if concerns_file && changes {
+                let _ = events.try_send("file change");
+            }
+        }
+    })
+    .map_err(|error| tracing::warn!(%error, "cannot watch the config file; reload with SIGHUP"))
+    .ok()?;
+    if let Err(error) = watcher.watch(&directory, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(%error, "cannot watch the config file; reload with SIGHUP");
+        return None;
+    }
+    Some(watcher)
+}
