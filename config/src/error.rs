@@ -21,7 +21,13 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about the file as a whole (unreadable, empty).
     pub fn whole_file(file: &Path, reason: impl Into<String>) -> Self {
-        ConfigError { file: file.to_path_buf(), line: 0, column: 0, path: String::new(), reason: reason.into() }
+        ConfigError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 //! the running parts. Every error carries file, line, column, the field's path and the reason.
 #![forbid(unsafe_code)]
 
+mod certificate;
 mod error;
 mod model;
 mod validate;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use certificate::{load_certificate, LoadedCertificate};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 
@@ -20,18 +23,24 @@ pub use model::*;
 /// config can be used from any working directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| {
-        ConfigErrors::single(ConfigError::whole_file(path, format!("cannot read file: {error}")))
+        ConfigErrors::single(ConfigError::whole_file(
+            path,
+            format!("cannot read file: {error}"),
+        ))
     })?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     parse(&text, path, &base_dir)
 }
 
 /// Parses and validates config text; `file` names it in errors and `base_dir` anchors relative
 /// paths.
 pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let mut config = validate::deserialize(text, file)?;
+    let (mut config, positions) = validate::deserialize(text, file)?;
     validate::resolve_paths(&mut config, base_dir);
-    validate::validate(&config, text, file)?;
+    validate::validate(&config, positions, file)?;
     Ok(config)
 }
 
