@@ -102,14 +102,15 @@ fn readable_deserialize_reason(message: &str, path: &str) -> String {
             "{message}: expected `ip:port`, e.g. `0.0.0.0:80`, `127.0.0.1:0` or `[::]:443`"
         );
     }
-    if message.ends_with("expected map with a single key") {
-        return if field.ends_with("action") {
-            "an action is exactly one of `forward`, `redirect` or `fixed_response`".to_string()
-        } else {
-            "a condition is exactly one of `host_header`, `path_pattern`, `http_header`, `http_request_method`, \
-             `query_string` or `source_ip`; write several list items for several conditions"
-                .to_string()
-        };
+    let not_one_variant = message.ends_with("expected map with a single key")
+        || message.ends_with("expected string or map");
+    if not_one_variant && field.ends_with("action") {
+        return "an action is exactly one of `forward`, `redirect` or `fixed_response`".to_string();
+    }
+    if not_one_variant && path.contains("conditions[") && path.ends_with(']') {
+        return "a condition is exactly one of `host_header`, `path_pattern`, `http_header`, `http_request_method`, \
+                `query_string` or `source_ip`; write several list items for several conditions"
+            .to_string();
     }
     // Unit-only enums (`HTTP_301`, `append`, ...) say "string or map", though only a name fits.
     let message = message.replace(", expected string or map", ", expected a name");
