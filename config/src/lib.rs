@@ -9,6 +9,7 @@ mod certificate;
 mod error;
 mod model;
 mod validate;
+mod yaml;
 
 use std::path::{Path, PathBuf};
 
@@ -37,9 +38,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Parses and validates config text; `file` names it in errors and `base_dir` anchors relative
 /// paths.
 pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let mut config = validate::deserialize(text, file)?;
+    let (mut config, positions) = validate::deserialize(text, file)?;
     validate::resolve_paths(&mut config, base_dir);
-    validate::validate(&config, text, file)?;
+    validate::validate(&config, positions, file)?;
     Ok(config)
 }
 

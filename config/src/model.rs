@@ -203,6 +203,16 @@ pub enum Protocol {
     Https,
 }
 
+impl Protocol {
+    /// The name as written in the config file and by ALB (`HTTP`, `HTTPS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+        }
+    }
+}
+
 /// A listener: an address the load balancer accepts connections on, its rules and its default
 /// action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -227,6 +237,21 @@ pub struct Listener {
     pub rules: Vec<Rule>,
     /// What happens when no rule matches (ALB's default rule).
     pub default_action: Action,
+}
+
+impl Listener {
+    /// The name used in metrics, logs and errors: `name`, or `<protocol lowercase>-<port>`
+    /// (`http-80`) when it is not set, so every listener has a stable, readable label.
+    pub fn display_name(&self) -> String {
+        match &self.name {
+            Some(name) => name.clone(),
+            None => format!(
+                "{}-{}",
+                self.protocol.as_str().to_ascii_lowercase(),
+                self.address.port()
+            ),
+        }
+    }
 }
 
 /// Certificates of an HTTPS listener.
@@ -496,36 +521,55 @@ pub enum Target {
 }
 
 impl Target {
-    /// The address to connect to; `localhost` means 127.0.0.1. Host names arrive with DNS
-    /// discovery, so anything else must be an IP literal.
+    /// The address to connect to, with `default_port` (the group's port) when the target names
+    /// none. Validation and the proxy both use this, so what `check` accepts is what `run` dials.
+    ///
+    /// Only IP literals and `localhost` (→ 127.0.0.1) are accepted for now: host names arrive
+    /// with DNS discovery.
     pub fn socket_addr(&self, default_port: u16) -> Result<SocketAddr, String> {
         let (host, port) = match self {
-            Target::Full { address, port } => (address.as_str(), port.unwrap_or(default_port)),
-            Target::Short(text) => {
-                if let Ok(address) = text.parse::<SocketAddr>() {
-                    return Ok(address);
-                }
-                match text.rsplit_once(':') {
-                    Some((host, port)) if !host.contains(':') => {
-                        let port = port
-                            .parse::<u16>()
-                            .map_err(|_| format!("bad port in target `{text}`"))?;
-                        (host, port)
-                    }
-                    _ => (
-                        text.trim_start_matches('[').trim_end_matches(']'),
-                        default_port,
-                    ),
-                }
-            }
+            Target::Short(text) => split_host_port(text)?,
+            Target::Full { address, port } => (address.as_str(), *port),
         };
-        let ip = if host.eq_ignore_ascii_case("localhost") {
+        let host_without_brackets = host
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_suffix(']'))
+            .unwrap_or(host);
+        let ip = if host_without_brackets.eq_ignore_ascii_case("localhost") {
             std::net::IpAddr::from([127, 0, 0, 1])
         } else {
-            host.parse().map_err(|_| {
-                format!("target `{host}` is not an IP address (host names arrive with DNS discovery; use an IP address)")
+            host_without_brackets.parse().map_err(|_| {
+                if host_without_brackets.is_empty() {
+                    "the target has no address".to_string()
+                } else {
+                    format!("`{host}` is not an IP address; host names arrive with DNS discovery; use an IP address")
+                }
             })?
         };
-        Ok(SocketAddr::new(ip, port))
+        match port.unwrap_or(default_port) {
+            0 => Err("target port must be 1–65535, not 0".to_string()),
+            port => Ok(SocketAddr::new(ip, port)),
+        }
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`, `[v6]`, `v6` or `host` into host and optional port.
+fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
+    let text = text.trim();
+    let parse_port = |port: &str| {
+        port.parse::<u16>()
+            .map_err(|_| format!("`{text}`: `{port}` is not a port (1–65535)"))
+    };
+    if text.starts_with('[') {
+        return match text.split_once("]:") {
+            Some((host, port)) => Ok((&text[..host.len() + 1], Some(parse_port(port)?))),
+            None => Ok((text, None)),
+        };
+    }
+    match text.rsplit_once(':') {
+        // More than one colon without brackets: a bare IPv6 address.
+        Some((host, _)) if host.contains(':') => Ok((text, None)),
+        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
+        None => Ok((text, None)),
     }
 }

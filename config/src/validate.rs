@@ -1,29 +1,133 @@
 //! Deserialization with field paths, and semantic validation against ALB's rules.
 //!
-//! PLACEHOLDER: minimal version; the full ALB validation lands next.
+//! Validation never stops at the first problem: every check runs and every error is reported
+//! with the position of the offending value, so a user fixes a file in one pass. Limits are
+//! ALB's (see `shared/reference/alb-ecs-semantics.md` §1–2).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::Path;
 
-use crate::{Config, ConfigError, ConfigErrors};
+use crate::certificate::{load_certificate_files, CertificateProblem};
+use crate::yaml::{parse_document, Document, Position, PositionIndex};
+use crate::{
+    Action, CertificateFiles, Condition, Config, ConfigError, ConfigErrors, FixedResponseAction,
+    ForwardAction, Listener, Protocol, RedirectAction, Rule, TargetGroup,
+};
+
+const IDLE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
+const CLIENT_KEEP_ALIVE_SECONDS: RangeInclusive<u64> = 60..=604_800;
+const HEADER_READ_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
+const MAX_WORKERS: usize = 1024;
+const MAX_LISTENERS: usize = 50;
+const MAX_SNI_CERTIFICATES: usize = 25;
+const RULE_PRIORITY: RangeInclusive<u64> = 1..=50_000;
+const MAX_CONDITION_VALUES_PER_RULE: usize = 5;
+const MAX_WILDCARDS_PER_RULE: usize = 5;
+const MAX_CONDITION_VALUE_CHARS: usize = 128;
+const MAX_HEADER_NAME_CHARS: usize = 40;
+const MAX_METHOD_CHARS: usize = 40;
+const TARGET_GROUP_WEIGHT: RangeInclusive<u64> = 0..=999;
+const MAX_TARGET_GROUPS_PER_ACTION: usize = 5;
+const STICKINESS_SECONDS: RangeInclusive<u64> = 1..=604_800;
+const MAX_REDIRECT_COMPONENT_CHARS: usize = 128;
+const FIXED_RESPONSE_CONTENT_TYPES: [&str; 5] = [
+    "text/plain",
+    "text/css",
+    "text/html",
+    "application/javascript",
+    "application/json",
+];
+const MAX_FIXED_RESPONSE_BODY_CHARS: usize = 1024;
+const MAX_TARGET_GROUPS: usize = 100;
+const MAX_TARGET_GROUP_NAME_CHARS: usize = 32;
+const CONNECT_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=3600;
+const RESPONSE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
+const MAX_TARGETS_PER_GROUP: usize = 1000;
 
 /// Parses YAML into the typed model, reporting the failing field's path and position.
-pub(crate) fn deserialize(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
-    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        let (line, column) = inner
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
+///
+/// Returns the position index too, so validation can place its errors without reparsing.
+pub(crate) fn deserialize(
+    text: &str,
+    file: &Path,
+) -> Result<(Config, PositionIndex), ConfigErrors> {
+    if text.trim().is_empty() {
+        return Err(ConfigErrors::single(ConfigError::whole_file(
+            file,
+            "the file is empty; start from examples/scalegate.yaml",
+        )));
+    }
+    let error_at = |position: Option<Position>, path: String, reason: String| {
+        let (line, column) = position.map(|p| (p.line, p.column)).unwrap_or((0, 0));
         ConfigErrors::single(ConfigError {
             file: file.to_path_buf(),
             line,
             column,
             path,
-            reason: inner.to_string(),
+            reason,
         })
-    })
+    };
+    let Document { value, positions } = parse_document(text)
+        .map_err(|error| error_at(Some(error.position), error.path, error.reason))?;
+    match serde_path_to_error::deserialize(value) {
+        Ok(config) => Ok((config, positions)),
+        Err(error) => {
+            let path = match error.path().to_string() {
+                root if root == "." => String::new(),
+                path => path,
+            };
+            let reason = readable_deserialize_reason(&error.into_inner().to_string(), &path);
+            let position = if reason.starts_with("unknown field") {
+                positions.locate_key(&path)
+            } else {
+                positions.locate(&path)
+            };
+            Err(error_at(position, path, reason))
+        }
+    }
+}
+
+/// Rewrites serde's messages where they are cryptic.
+fn readable_deserialize_reason(message: &str, path: &str) -> String {
+    let field = path.rsplit(['.', ']']).next().unwrap_or_default();
+    if message.contains("untagged enum Target") {
+        return "a target is `\"10.0.0.5:8080\"`, `\"10.0.0.5\"` (uses the group's port), `\"[::1]:8080\"` \
+                or `{address: 10.0.0.5, port: 8080}`"
+            .to_string();
+    }
+    if message.starts_with("invalid socket address syntax") {
+        return format!(
+            "{message}: expected `ip:port`, e.g. `0.0.0.0:80`, `127.0.0.1:0` or `[::]:443`"
+        );
+    }
+    let not_one_variant = message.ends_with("expected map with a single key")
+        || message.ends_with("expected string or map");
+    if not_one_variant && field.ends_with("action") {
+        return "an action is exactly one of `forward`, `redirect` or `fixed_response`".to_string();
+    }
+    if not_one_variant && path.contains("conditions[") && path.ends_with(']') {
+        return "a condition is exactly one of `host_header`, `path_pattern`, `http_header`, `http_request_method`, \
+                `query_string` or `source_ip`; write several list items for several conditions"
+            .to_string();
+    }
+    // Unit-only enums (`HTTP_301`, `append`, ...) say "string or map", though only a name fits.
+    let message = message.replace(", expected string or map", ", expected a name");
+    let message = [
+        ("expected u16", "expected a whole number 0–65535"),
+        ("expected u32", "expected a whole number 0–4294967295"),
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected usize", "expected a whole number ≥ 0"),
+    ]
+    .iter()
+    .fold(message, |message, (rust_type, words)| {
+        message.replace(rust_type, words)
+    });
+    if path.ends_with("redirect.status_code") {
+        return format!("{message}; redirects use `HTTP_301` or `HTTP_302`");
+    }
+    message
 }
 
 /// Makes certificate paths absolute against the config file's directory.
@@ -45,6 +149,817 @@ pub(crate) fn resolve_paths(config: &mut Config, base_dir: &Path) {
 }
 
 /// Checks everything serde cannot: ranges, references, uniqueness, ALB quotas.
-pub(crate) fn validate(_config: &Config, _text: &str, _file: &Path) -> Result<(), ConfigErrors> {
+pub(crate) fn validate(
+    config: &Config,
+    positions: PositionIndex,
+    file: &Path,
+) -> Result<(), ConfigErrors> {
+    let mut checker = Checker {
+        file,
+        index: positions,
+        errors: Vec::new(),
+        target_group_names: config
+            .target_groups
+            .iter()
+            .map(|group| group.name.clone())
+            .collect(),
+    };
+    checker.load_balancer(config);
+    checker.listeners(config);
+    checker.target_groups(&config.target_groups);
+    if checker.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(checker.errors))
+    }
+}
+
+/// Collects errors while walking the config.
+struct Checker<'a> {
+    file: &'a Path,
+    index: PositionIndex,
+    errors: Vec<ConfigError>,
+    /// Target group names in file order, for reference checks and "known names" hints.
+    target_group_names: Vec<String>,
+}
+
+impl Checker<'_> {
+    /// Records an error at `path`, positioned at its value (or nearest written ancestor).
+    fn report(&mut self, path: &str, reason: impl Into<String>) {
+        let (line, column) = self
+            .index
+            .locate(path)
+            .map(|p| (p.line, p.column))
+            .unwrap_or((0, 0));
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            path: path.to_string(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Reports `value` outside `range`.
+    fn check_range(&mut self, path: &str, value: u64, range: RangeInclusive<u64>) {
+        if !range.contains(&value) {
+            self.report(
+                path,
+                format!("must be {}–{}, not {value}", range.start(), range.end()),
+            );
+        }
+    }
+
+    /// Reports a list longer than an ALB quota.
+    fn check_count(&mut self, path: &str, count: usize, max: usize, what: &str) {
+        if count > max {
+            self.report(path, format!("{count} {what}; at most {max} are allowed"));
+        }
+    }
+
+    /// Reports an empty string or one longer than `max_chars` characters.
+    fn check_length(&mut self, path: &str, value: &str, max_chars: usize) -> bool {
+        let chars = value.chars().count();
+        if value.is_empty() {
+            self.report(path, "must not be empty");
+        } else if chars > max_chars {
+            self.report(
+                path,
+                format!("is {chars} characters long; at most {max_chars} are allowed"),
+            );
+        } else {
+            return true;
+        }
+        false
+    }
+
+    /// Reports an empty or too long value, or one with a character outside `allowed`.
+    fn check_text(
+        &mut self,
+        path: &str,
+        value: &str,
+        max_chars: usize,
+        allowed: fn(char) -> bool,
+        described: &str,
+    ) {
+        if !self.check_length(path, value, max_chars) {
+            return;
+        }
+        if let Some(bad) = value.chars().find(|&c| !allowed(c)) {
+            self.report(
+                path,
+                format!("`{value}` contains {bad:?}; allowed characters are {described}"),
+            );
+        }
+    }
+
+    fn load_balancer(&mut self, config: &Config) {
+        let lb = &config.load_balancer;
+        self.check_range(
+            "load_balancer.idle_timeout_seconds",
+            lb.idle_timeout_seconds,
+            IDLE_TIMEOUT_SECONDS,
+        );
+        self.check_range(
+            "load_balancer.client_keep_alive_seconds",
+            lb.client_keep_alive_seconds,
+            CLIENT_KEEP_ALIVE_SECONDS,
+        );
+        self.check_range(
+            "load_balancer.header_read_timeout_seconds",
+            lb.header_read_timeout_seconds,
+            HEADER_READ_TIMEOUT_SECONDS,
+        );
+        if lb.runtime.workers > MAX_WORKERS {
+            self.report(
+                "load_balancer.runtime.workers",
+                format!(
+                    "must be 0 (one per core) to {MAX_WORKERS}, not {}",
+                    lb.runtime.workers
+                ),
+            );
+        }
+    }
+
+    fn listeners(&mut self, config: &Config) {
+        self.check_count(
+            "listeners",
+            config.listeners.len(),
+            MAX_LISTENERS,
+            "listeners",
+        );
+        let mut names: HashMap<String, usize> = HashMap::new();
+        // Bound addresses so far, with who holds them, for conflict messages.
+        let mut bound: Vec<(SocketAddr, String)> =
+            vec![(config.admin.address, "the admin endpoint".to_string())];
+        for (index, listener) in config.listeners.iter().enumerate() {
+            let path = format!("listeners[{index}]");
+            let name = listener.display_name();
+            match names.get(&name) {
+                Some(first) => self.report(
+                    &format!("{path}.name"),
+                    format!("listener name `{name}` is already used by listeners[{first}]"),
+                ),
+                None => {
+                    names.insert(name.clone(), index);
+                }
+            }
+            let address = listener.address;
+            if let Some((_, holder)) = bound
+                .iter()
+                .find(|(other, _)| addresses_conflict(*other, address))
+            {
+                self.report(
+                    &format!("{path}.address"),
+                    format!("{address} is already bound by {holder}"),
+                );
+            }
+            bound.push((address, format!("listeners[{index}] (`{name}`)")));
+            self.listener_tls(&path, listener);
+            self.rules(&path, listener);
+            self.action(
+                &format!("{path}.default_action"),
+                &listener.default_action,
+                listener.protocol,
+            );
+        }
+    }
+
+    fn listener_tls(&mut self, path: &str, listener: &Listener) {
+        match (listener.protocol, &listener.tls) {
+            (Protocol::Https, None) => self.report(
+                &format!("{path}.tls"),
+                "an HTTPS listener needs `tls` with a `default_certificate` (certificate and private_key)",
+            ),
+            (Protocol::Http, Some(_)) => {
+                self.report(&format!("{path}.tls"), "`tls` is only for HTTPS listeners; set `protocol: HTTPS` or remove it")
+            }
+            (Protocol::Https, Some(tls)) => {
+                self.certificate(&format!("{path}.tls.default_certificate"), &tls.default_certificate, false);
+                self.check_count(
+                    &format!("{path}.tls.certificates"),
+                    tls.certificates.len(),
+                    MAX_SNI_CERTIFICATES,
+                    "extra certificates",
+                );
+                for (index, files) in tls.certificates.iter().enumerate() {
+                    self.certificate(&format!("{path}.tls.certificates[{index}]"), files, true);
+                }
+            }
+            (Protocol::Http, None) => {}
+        }
+        if listener.http2_prior_knowledge && listener.protocol == Protocol::Https {
+            self.report(
+                &format!("{path}.http2_prior_knowledge"),
+                "only for HTTP listeners; HTTPS listeners offer HTTP/2 by ALPN (load_balancer.http2_enabled)",
+            );
+        }
+    }
+
+    /// Loads one certificate as the proxy will; an SNI certificate must name a host.
+    fn certificate(&mut self, path: &str, files: &CertificateFiles, chosen_by_sni: bool) {
+        match load_certificate_files(files) {
+            Err(CertificateProblem::Chain(reason)) => self.report(&format!("{path}.certificate"), reason),
+            Err(CertificateProblem::Key(reason)) => self.report(&format!("{path}.private_key"), reason),
+            Ok(loaded) if chosen_by_sni && loaded.dns_names.is_empty() => self.report(
+                &format!("{path}.certificate"),
+                format!(
+                    "{} has no DNS name in its subject alternative names, so SNI can never select it",
+                    files.certificate.display()
+                ),
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    fn rules(&mut self, listener_path: &str, listener: &Listener) {
+        let mut priorities: HashMap<u32, usize> = HashMap::new();
+        for (index, rule) in listener.rules.iter().enumerate() {
+            let path = format!("{listener_path}.rules[{index}]");
+            self.check_range(
+                &format!("{path}.priority"),
+                rule.priority.into(),
+                RULE_PRIORITY,
+            );
+            match priorities.get(&rule.priority) {
+                Some(first) => self.report(
+                    &format!("{path}.priority"),
+                    format!(
+                        "priority {} is already used by {listener_path}.rules[{first}]",
+                        rule.priority
+                    ),
+                ),
+                None => {
+                    priorities.insert(rule.priority, index);
+                }
+            }
+            self.conditions(&path, rule);
+            self.action(&format!("{path}.action"), &rule.action, listener.protocol);
+        }
+    }
+
+    fn conditions(&mut self, rule_path: &str, rule: &Rule) {
+        let conditions_path = format!("{rule_path}.conditions");
+        if rule.conditions.is_empty() {
+            self.report(
+                &conditions_path,
+                "a rule needs at least one condition; use default_action to catch everything",
+            );
+        }
+        let mut single_kinds: HashMap<&'static str, usize> = HashMap::new();
+        let (mut values, mut wildcards) = (0, 0);
+        for (index, condition) in rule.conditions.iter().enumerate() {
+            let path = format!("{conditions_path}[{index}]");
+            let kind = condition_kind(condition);
+            if !matches!(
+                condition,
+                Condition::HttpHeader(_) | Condition::QueryString(_)
+            ) {
+                match single_kinds.get(kind) {
+                    Some(first) => self.report(
+                        &format!("{path}.{kind}"),
+                        format!(
+                            "a rule may have one {kind} condition and {conditions_path}[{first}] is one already; \
+                             list all values there"
+                        ),
+                    ),
+                    None => {
+                        single_kinds.insert(kind, index);
+                    }
+                }
+            }
+            let (condition_values, condition_wildcards) =
+                self.condition(&format!("{path}.{kind}"), condition);
+            values += condition_values;
+            wildcards += condition_wildcards;
+        }
+        if values > MAX_CONDITION_VALUES_PER_RULE {
+            self.report(
+                &conditions_path,
+                format!(
+                    "{values} condition values in one rule; ALB allows {MAX_CONDITION_VALUES_PER_RULE} \
+                     (split it into several rules)"
+                ),
+            );
+        }
+        if wildcards > MAX_WILDCARDS_PER_RULE {
+            self.report(
+                &conditions_path,
+                format!("{wildcards} wildcards (`*`, `?`) in one rule; ALB allows {MAX_WILDCARDS_PER_RULE}"),
+            );
+        }
+    }
+
+    /// Checks one condition's values; returns how many values and wildcards it uses.
+    fn condition(&mut self, path: &str, condition: &Condition) -> (usize, usize) {
+        let mut wildcards = 0;
+        let values = match condition {
+            Condition::HostHeader(hosts) => {
+                wildcards += self.check_values(
+                    path,
+                    hosts,
+                    MAX_CONDITION_VALUE_CHARS,
+                    is_host_pattern_char,
+                    HOST_CHARS,
+                );
+                hosts.len()
+            }
+            Condition::PathPattern(patterns) => {
+                wildcards += self.check_values(
+                    path,
+                    patterns,
+                    MAX_CONDITION_VALUE_CHARS,
+                    is_path_pattern_char,
+                    PATH_CHARS,
+                );
+                patterns.len()
+            }
+            Condition::HttpHeader(header) => {
+                let name_path = format!("{path}.name");
+                self.check_text(
+                    &name_path,
+                    &header.name,
+                    MAX_HEADER_NAME_CHARS,
+                    is_header_name_char,
+                    HEADER_NAME_CHARS,
+                );
+                if header.name.eq_ignore_ascii_case("host") {
+                    self.report(
+                        &name_path,
+                        "use a host_header condition to match the Host header",
+                    );
+                }
+                let values_path = format!("{path}.values");
+                wildcards += self.check_values(
+                    &values_path,
+                    &header.values,
+                    MAX_CONDITION_VALUE_CHARS,
+                    |_| true,
+                    "",
+                );
+                header.values.len()
+            }
+            Condition::HttpRequestMethod(methods) => {
+                self.check_values(
+                    path,
+                    methods,
+                    MAX_METHOD_CHARS,
+                    is_method_char,
+                    METHOD_CHARS,
+                );
+                methods.len()
+            }
+            Condition::QueryString(pairs) => {
+                self.check_not_empty_list(path, pairs.len());
+                for (index, pair) in pairs.iter().enumerate() {
+                    if let Some(key) = &pair.key {
+                        self.check_length(
+                            &format!("{path}[{index}].key"),
+                            key,
+                            MAX_CONDITION_VALUE_CHARS,
+                        );
+                        wildcards += count_unescaped_wildcards(key);
+                    }
+                    self.check_length(
+                        &format!("{path}[{index}].value"),
+                        &pair.value,
+                        MAX_CONDITION_VALUE_CHARS,
+                    );
+                    wildcards += count_unescaped_wildcards(&pair.value);
+                }
+                pairs.len()
+            }
+            Condition::SourceIp(cidrs) => {
+                self.check_not_empty_list(path, cidrs.len());
+                for (index, cidr) in cidrs.iter().enumerate() {
+                    if let Err(reason) = check_source_ip(cidr) {
+                        self.report(&format!("{path}[{index}]"), reason);
+                    }
+                }
+                cidrs.len()
+            }
+        };
+        (values, wildcards)
+    }
+
+    /// Checks a condition's value list (non-empty, each value's length and characters) and
+    /// returns how many wildcards the values use.
+    fn check_values(
+        &mut self,
+        path: &str,
+        values: &[String],
+        max_chars: usize,
+        allowed: fn(char) -> bool,
+        described: &str,
+    ) -> usize {
+        self.check_not_empty_list(path, values.len());
+        for (index, value) in values.iter().enumerate() {
+            self.check_text(
+                &format!("{path}[{index}]"),
+                value,
+                max_chars,
+                allowed,
+                described,
+            );
+        }
+        values.iter().map(|value| count_wildcards(value)).sum()
+    }
+
+    fn check_not_empty_list(&mut self, path: &str, len: usize) {
+        if len == 0 {
+            self.report(path, "needs at least one value");
+        }
+    }
+
+    fn action(&mut self, path: &str, action: &Action, listener_protocol: Protocol) {
+        match action {
+            Action::Forward(forward) => self.forward(&format!("{path}.forward"), forward),
+            Action::Redirect(redirect) => {
+                self.redirect(&format!("{path}.redirect"), redirect, listener_protocol)
+            }
+            Action::FixedResponse(fixed) => {
+                self.fixed_response(&format!("{path}.fixed_response"), fixed)
+            }
+        }
+    }
+
+    fn forward(&mut self, path: &str, forward: &ForwardAction) {
+        match (&forward.target_group, forward.target_groups.is_empty()) {
+            (Some(_), false) => {
+                self.report(
+                    path,
+                    "set either `target_group` or `target_groups`, not both",
+                );
+            }
+            (None, true) => self.report(
+                path,
+                "forward needs `target_group: <name>` or `target_groups: [{name, weight}]`",
+            ),
+            _ => {}
+        }
+        if let Some(name) = &forward.target_group {
+            self.check_target_group_reference(&format!("{path}.target_group"), name);
+        }
+        let groups_path = format!("{path}.target_groups");
+        self.check_count(
+            &groups_path,
+            forward.target_groups.len(),
+            MAX_TARGET_GROUPS_PER_ACTION,
+            "target groups",
+        );
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (index, weighted) in forward.target_groups.iter().enumerate() {
+            let entry_path = format!("{groups_path}[{index}]");
+            self.check_target_group_reference(&format!("{entry_path}.name"), &weighted.name);
+            if let Some(first) = seen.insert(&weighted.name, index) {
+                self.report(
+                    &format!("{entry_path}.name"),
+                    format!(
+                        "target group `{}` is already listed as {groups_path}[{first}]",
+                        weighted.name
+                    ),
+                );
+            }
+            self.check_range(
+                &format!("{entry_path}.weight"),
+                weighted.weight.into(),
+                TARGET_GROUP_WEIGHT,
+            );
+        }
+        if forward.target_groups.len() > 1
+            && forward
+                .target_groups
+                .iter()
+                .all(|weighted| weighted.weight == 0)
+        {
+            self.report(
+                &groups_path,
+                "every weight is 0, so no target group would receive traffic",
+            );
+        }
+        if let Some(stickiness) = &forward.stickiness {
+            self.check_range(
+                &format!("{path}.stickiness.duration_seconds"),
+                stickiness.duration_seconds,
+                STICKINESS_SECONDS,
+            );
+        }
+    }
+
+    fn check_target_group_reference(&mut self, path: &str, name: &str) {
+        if self.target_group_names.iter().any(|known| known == name) {
+            return;
+        }
+        let known = if self.target_group_names.is_empty() {
+            "no target groups are defined".to_string()
+        } else {
+            let quoted: Vec<String> = self
+                .target_group_names
+                .iter()
+                .map(|known| format!("`{known}`"))
+                .collect();
+            format!("known: {}", quoted.join(", "))
+        };
+        self.report(path, format!("no target group named `{name}` ({known})"));
+    }
+
+    fn redirect(&mut self, path: &str, redirect: &RedirectAction, listener_protocol: Protocol) {
+        let protocol_path = format!("{path}.protocol");
+        match redirect.protocol.as_str() {
+            "HTTP" if listener_protocol == Protocol::Https => self.report(
+                &protocol_path,
+                "an HTTPS listener must not redirect to HTTP (ALB forbids the downgrade)",
+            ),
+            "HTTP" | "HTTPS" | "#{protocol}" => {}
+            other => self.report(
+                &protocol_path,
+                format!("`{other}` is not `HTTP`, `HTTPS` or `#{{protocol}}`"),
+            ),
+        }
+        if redirect.port != "#{port}"
+            && !matches!(redirect.port.parse::<u16>(), Ok(port) if port > 0)
+        {
+            self.report(
+                &format!("{path}.port"),
+                format!("`{}` is not a port 1–65535 or `#{{port}}`", redirect.port),
+            );
+        }
+        let components: [(&str, &str, &[&str]); 3] = [
+            ("host", &redirect.host, &["host"]),
+            ("path", &redirect.path, &["host", "port", "path"]),
+            (
+                "query",
+                &redirect.query,
+                &["protocol", "host", "port", "path", "query"],
+            ),
+        ];
+        for (field, value, allowed) in components {
+            let field_path = format!("{path}.{field}");
+            let chars = value.chars().count();
+            if chars > MAX_REDIRECT_COMPONENT_CHARS {
+                self.report(
+                    &field_path,
+                    format!("is {chars} characters long; at most {MAX_REDIRECT_COMPONENT_CHARS} are allowed"),
+                );
+            }
+            for placeholder in placeholders(value) {
+                if !allowed.contains(&placeholder) {
+                    let allowed: Vec<String> = allowed
+                        .iter()
+                        .map(|name| format!("`#{{{name}}}`"))
+                        .collect();
+                    self.report(
+                        &field_path,
+                        format!(
+                            "`#{{{placeholder}}}` cannot be used in {field}; it may use {}",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if redirect.host.is_empty() {
+            self.report(
+                &format!("{path}.host"),
+                "must not be empty (default `#{host}`)",
+            );
+        }
+        if !redirect.path.starts_with('/') {
+            self.report(
+                &format!("{path}.path"),
+                format!("`{}` must start with `/`", redirect.path),
+            );
+        }
+        let is_loop = redirect.protocol == "#{protocol}"
+            && redirect.host == "#{host}"
+            && redirect.port == "#{port}"
+            && redirect.path == "/#{path}";
+        if is_loop {
+            self.report(
+                path,
+                "this redirect sends clients back to the same URL; change at least one of protocol, host, port or path",
+            );
+        }
+    }
+
+    fn fixed_response(&mut self, path: &str, fixed: &FixedResponseAction) {
+        if !matches!(fixed.status_code, 200..=299 | 400..=599) {
+            self.report(
+                &format!("{path}.status_code"),
+                format!("must be 2XX, 4XX or 5XX, not {}", fixed.status_code),
+            );
+        }
+        if let Some(content_type) = &fixed.content_type {
+            if !FIXED_RESPONSE_CONTENT_TYPES.contains(&content_type.as_str()) {
+                self.report(
+                    &format!("{path}.content_type"),
+                    format!(
+                        "`{content_type}` is not one of {}",
+                        FIXED_RESPONSE_CONTENT_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+        let chars = fixed.message_body.chars().count();
+        if chars > MAX_FIXED_RESPONSE_BODY_CHARS {
+            self.report(
+                &format!("{path}.message_body"),
+                format!("is {chars} characters long; at most {MAX_FIXED_RESPONSE_BODY_CHARS} are allowed"),
+            );
+        }
+    }
+
+    fn target_groups(&mut self, groups: &[TargetGroup]) {
+        self.check_count(
+            "target_groups",
+            groups.len(),
+            MAX_TARGET_GROUPS,
+            "target groups",
+        );
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for (index, group) in groups.iter().enumerate() {
+            let path = format!("target_groups[{index}]");
+            let name_path = format!("{path}.name");
+            if let Err(reason) = check_target_group_name(&group.name) {
+                self.report(&name_path, reason);
+            }
+            if let Some(first) = names.insert(&group.name, index) {
+                self.report(
+                    &name_path,
+                    format!(
+                        "target group `{}` is already defined as target_groups[{first}]",
+                        group.name
+                    ),
+                );
+            }
+            if group.port == 0 {
+                self.report(&format!("{path}.port"), "must be 1–65535, not 0");
+            }
+            self.check_range(
+                &format!("{path}.connect_timeout_seconds"),
+                group.connect_timeout_seconds,
+                CONNECT_TIMEOUT_SECONDS,
+            );
+            if let Some(seconds) = group.response_timeout_seconds {
+                self.check_range(
+                    &format!("{path}.response_timeout_seconds"),
+                    seconds,
+                    RESPONSE_TIMEOUT_SECONDS,
+                );
+            }
+            self.check_count(
+                &format!("{path}.targets"),
+                group.targets.len(),
+                MAX_TARGETS_PER_GROUP,
+                "targets",
+            );
+            let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
+            for (target_index, target) in group.targets.iter().enumerate() {
+                let target_path = format!("{path}.targets[{target_index}]");
+                match target.socket_addr(group.port) {
+                    Err(reason) => self.report(&target_path, reason),
+                    Ok(address) => {
+                        if let Some(first) = addresses.insert(address, target_index) {
+                            self.report(
+                                &target_path,
+                                format!(
+                                    "{address} is already registered as {path}.targets[{first}]"
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two listen addresses that cannot both be bound: same port (not 0) and the same IP, or one
+/// of them the wildcard address (which covers every IP).
+fn addresses_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// The condition's field name as written in the file.
+fn condition_kind(condition: &Condition) -> &'static str {
+    match condition {
+        Condition::HostHeader(_) => "host_header",
+        Condition::PathPattern(_) => "path_pattern",
+        Condition::HttpHeader(_) => "http_header",
+        Condition::HttpRequestMethod(_) => "http_request_method",
+        Condition::QueryString(_) => "query_string",
+        Condition::SourceIp(_) => "source_ip",
+    }
+}
+
+const HOST_CHARS: &str = "letters, digits, `-`, `.`, `*` and `?`";
+const PATH_CHARS: &str = "letters, digits and `_ - . $ / ~ \" ' @ : + & * ?`";
+const HEADER_NAME_CHARS: &str =
+    "letters, digits and `! # $ % & ' + - . ^ _ ` | ~` (an RFC 7230 token, no wildcards)";
+const METHOD_CHARS: &str = "`A-Z`, `-` and `_` (methods match exactly and case-sensitively)";
+
+fn is_method_char(c: char) -> bool {
+    c.is_ascii_uppercase() || c == '-' || c == '_'
+}
+
+fn is_host_pattern_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*' | '?')
+}
+
+fn is_path_pattern_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '_' | '-' | '.' | '$' | '/' | '~' | '"' | '\'' | '@' | ':' | '+' | '&' | '*' | '?'
+        )
+}
+
+/// RFC 7230 `tchar`, minus `*` (ALB header names take no wildcards).
+fn is_header_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '!' | '#' | '$' | '%' | '&' | '\'' | '+' | '-' | '.' | '^' | '_' | '`' | '|' | '~'
+        )
+}
+
+fn count_wildcards(value: &str) -> usize {
+    value.chars().filter(|c| matches!(c, '*' | '?')).count()
+}
+
+/// Wildcards in a query-string pattern, where `\*` and `\?` are literal.
+fn count_unescaped_wildcards(value: &str) -> usize {
+    let mut count = 0;
+    let mut escaped = false;
+    for c in value.chars() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '*' | '?' if !escaped => count += 1,
+            _ => escaped = false,
+        }
+    }
+    count
+}
+
+/// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or bare IP; ALB rejects `255.255.255.255/32`.
+fn check_source_ip(value: &str) -> Result<(), String> {
+    let network: ipnet::IpNet = match value.parse() {
+        Ok(network) => network,
+        Err(_) => match value.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.into(),
+            Err(_) => {
+                return Err(format!(
+                    "`{value}` is not a CIDR block (e.g. `10.0.0.0/8`) or an IP address"
+                ))
+            }
+        },
+    };
+    if network
+        == "255.255.255.255/32"
+            .parse::<ipnet::IpNet>()
+            .expect("valid literal")
+    {
+        return Err("`255.255.255.255/32` is not allowed (ALB)".to_string());
+    }
     Ok(())
 }
+
+/// ALB's target group name rule: ≤32 letters, digits or hyphens, no hyphen at either end.
+fn check_target_group_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if name.is_empty() {
+        Err("must not be empty".to_string())
+    } else if chars > MAX_TARGET_GROUP_NAME_CHARS {
+        Err(format!("`{name}` is {chars} characters long; at most {MAX_TARGET_GROUP_NAME_CHARS} are allowed"))
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        Err(format!(
+            "`{name}` may only contain letters, digits and hyphens"
+        ))
+    } else if name.starts_with('-') || name.ends_with('-') {
+        Err(format!("`{name}` must not start or end with a hyphen"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The names inside `#{...}` placeholders of a redirect component.
+fn placeholders(value: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("#{") {
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                found.push(&after[..end]);
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests;

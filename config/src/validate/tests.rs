@@ -1,0 +1,767 @@
+//! One test per rule: a valid file passes, and each bad value yields an error whose path,
+//! position and reason are right.
+
+use std::path::Path;
+
+use crate::certificate::tests::write_test_certificate;
+use crate::{ConfigError, ConfigErrors};
+
+fn parse(text: &str) -> Result<crate::Config, ConfigErrors> {
+    crate::parse(text, Path::new("test.yaml"), Path::new("."))
+}
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    parse(text).expect_err("the file should be rejected").0
+}
+
+/// Asserts `text` is rejected with an error at `path` whose reason contains `reason`, placed
+/// on a real line; returns that error for position checks.
+#[track_caller]
+fn assert_error(text: &str, path: &str, reason: &str) -> ConfigError {
+    let all = errors(text);
+    let found = all
+        .iter()
+        .find(|error| error.path == path && error.reason.contains(reason));
+    let error = found.unwrap_or_else(|| {
+        panic!(
+            "no error at `{path}` containing `{reason}`; got:\n{}",
+            ConfigErrors(all.clone())
+        )
+    });
+    assert!(error.line > 0 && error.column > 0, "no position: {error}");
+    error.clone()
+}
+
+/// A valid file with one HTTP listener; `rules` and `action` are spliced in as YAML.
+fn listener_with(rules: &str, default_action: &str) -> String {
+    format!(
+        "listeners:
+  - name: web
+    address: 127.0.0.1:8080
+    rules:
+{rules}
+    default_action:
+{default_action}
+target_groups:
+  - name: app
+    targets: [127.0.0.1:8081]
+  - name: api
+    targets: [127.0.0.1:8082]
+"
+    )
+}
+
+const FORWARD_APP: &str = "      forward:\n        target_group: app";
+
+/// A rule's action: [`FORWARD_APP`] nested under `action:` (indented 8).
+const RULE_FORWARD_APP: &str = "        action: {forward: {target_group: app}}";
+
+/// A file whose one rule has `conditions` (YAML list items, indented 10).
+fn rule_with_conditions(conditions: &str) -> String {
+    listener_with(
+        &format!("      - priority: 1\n        conditions:\n{conditions}\n{RULE_FORWARD_APP}"),
+        FORWARD_APP,
+    )
+}
+
+/// A file whose default action is `action` (YAML indented 6).
+fn default_action(action: &str) -> String {
+    listener_with("      []", action).replace("    rules:\n      []\n", "")
+}
+
+#[test]
+fn bundled_example_is_valid() {
+    parse(crate::EXAMPLE).unwrap();
+}
+
+#[test]
+fn the_test_templates_are_valid() {
+    parse(&rule_with_conditions("          - path_pattern: [\"/a\"]")).unwrap();
+    parse(&default_action(FORWARD_APP)).unwrap();
+}
+
+#[test]
+fn unknown_field_points_at_the_key() {
+    let error = assert_error(
+        "admin:\n  adress: 1.2.3.4:5\n",
+        "admin.adress",
+        "unknown field `adress`",
+    );
+    assert_eq!((error.line, error.column), (2, 3));
+}
+
+#[test]
+fn wrong_types_and_enum_values_name_the_field() {
+    let error = assert_error(
+        "load_balancer:\n  idle_timeout_seconds: soon\n",
+        "load_balancer.idle_timeout_seconds",
+        "expected a whole number",
+    );
+    assert_eq!((error.line, error.column), (2, 25));
+    assert_error(
+        "load_balancer:\n  xff_header_processing_mode: keep\n",
+        "load_balancer.xff_header_processing_mode",
+        "unknown variant `keep`",
+    );
+    assert_error(
+        "admin:\n  address: localhost\n",
+        "admin.address",
+        "expected `ip:port`",
+    );
+    assert_error(
+        &default_action("      frward: {}"),
+        "listeners[0].default_action",
+        "unknown variant `frward`",
+    );
+    assert_error(
+        &default_action("      forward: {}\n      redirect: {}"),
+        "listeners[0].default_action",
+        "exactly one of `forward`",
+    );
+}
+
+#[test]
+fn target_shape_errors_are_readable() {
+    let text = "target_groups:\n  - name: app\n    targets:\n      - [1, 2]\n";
+    let error = assert_error(text, "target_groups[0].targets[0]", "a target is");
+    assert_eq!(error.line, 4);
+}
+
+#[test]
+fn empty_and_malformed_files() {
+    assert_eq!(errors("\n").len(), 1);
+    assert_error("a: 1\na: 2\n", "a", "duplicate key `a`");
+    let error = &errors("listeners: [\n")[0];
+    assert!(error.reason.starts_with("invalid YAML"), "{error}");
+}
+
+#[test]
+fn load_balancer_ranges() {
+    let text = "load_balancer:
+  idle_timeout_seconds: 0
+  client_keep_alive_seconds: 59
+  header_read_timeout_seconds: 4001
+  runtime:
+    workers: 5000
+";
+    let error = assert_error(
+        text,
+        "load_balancer.idle_timeout_seconds",
+        "must be 1–4000, not 0",
+    );
+    assert_eq!((error.line, error.column), (2, 25));
+    assert_error(
+        text,
+        "load_balancer.client_keep_alive_seconds",
+        "must be 60–604800, not 59",
+    );
+    assert_error(
+        text,
+        "load_balancer.header_read_timeout_seconds",
+        "must be 1–4000",
+    );
+    assert_error(text, "load_balancer.runtime.workers", "1024");
+    assert_eq!(errors(text).len(), 4, "every error is reported");
+}
+
+#[test]
+fn listener_names_addresses_and_protocols() {
+    let text = "listeners:
+  - address: 127.0.0.1:80
+    default_action: {fixed_response: {status_code: 200}}
+  - name: http-80
+    address: 0.0.0.0:80
+    http2_prior_knowledge: true
+    default_action: {fixed_response: {status_code: 200}}
+  - protocol: HTTPS
+    address: 127.0.0.1:9901
+    http2_prior_knowledge: true
+    default_action: {fixed_response: {status_code: 200}}
+  - address: 127.0.0.1:0
+    tls: {default_certificate: {certificate: a.pem, private_key: a.key}}
+    default_action: {fixed_response: {status_code: 200}}
+  - address: 127.0.0.1:0
+    name: zero
+    default_action: {fixed_response: {status_code: 200}}
+";
+    let error = assert_error(
+        text,
+        "listeners[1].name",
+        "`http-80` is already used by listeners[0]",
+    );
+    assert_eq!(error.line, 4);
+    assert_error(
+        text,
+        "listeners[1].address",
+        "0.0.0.0:80 is already bound by listeners[0] (`http-80`)",
+    );
+    assert_error(
+        text,
+        "listeners[2].address",
+        "already bound by the admin endpoint",
+    );
+    assert_error(text, "listeners[2].tls", "an HTTPS listener needs `tls`");
+    assert_error(
+        text,
+        "listeners[2].http2_prior_knowledge",
+        "only for HTTP listeners",
+    );
+    assert_error(text, "listeners[3].tls", "only for HTTPS listeners");
+    assert!(
+        !errors(text)
+            .iter()
+            .any(|error| error.path == "listeners[4].address"),
+        "port 0 never conflicts"
+    );
+}
+
+#[test]
+fn listener_count_is_limited() {
+    let listener =
+        "  - address: 127.0.0.1:0\n    default_action: {fixed_response: {status_code: 200}}\n";
+    let text = format!("listeners:\n{}", listener.repeat(51));
+    assert_error(&text, "listeners", "51 listeners; at most 50");
+}
+
+#[test]
+fn display_name_defaults_to_protocol_and_port() {
+    let config = parse(&default_action(FORWARD_APP)).unwrap();
+    assert_eq!(config.listeners[0].display_name(), "web");
+    let mut listener = config.listeners[0].clone();
+    listener.name = None;
+    assert_eq!(listener.display_name(), "http-8080");
+}
+
+#[test]
+fn certificates_are_loaded_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_test_certificate(dir.path(), "good", &["example.com"]);
+    let no_dns = write_test_certificate(dir.path(), "nodns", &[]);
+    let text = "listeners:
+  - protocol: HTTPS
+    address: 127.0.0.1:0
+    tls:
+      default_certificate: {certificate: good.crt, private_key: good.key}
+      certificates:
+        - {certificate: nodns.crt, private_key: nodns.key}
+        - {certificate: missing.crt, private_key: good.key}
+        - {certificate: good.crt, private_key: good.crt}
+    default_action: {fixed_response: {status_code: 200}}
+"
+    .to_string();
+    let result = crate::parse(&text, Path::new("test.yaml"), dir.path());
+    let all = result.unwrap_err().0;
+    let find = |path: &str| {
+        all.iter()
+            .find(|error| error.path == path)
+            .unwrap_or_else(|| panic!("{path}: {all:?}"))
+    };
+    assert!(find("listeners[0].tls.certificates[0].certificate")
+        .reason
+        .contains("no DNS name"));
+    assert_eq!(find("listeners[0].tls.certificates[0].certificate").line, 7);
+    assert!(find("listeners[0].tls.certificates[1].certificate")
+        .reason
+        .starts_with("cannot read"));
+    assert!(find("listeners[0].tls.certificates[2].private_key")
+        .reason
+        .starts_with("no PEM private key"));
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(no_dns.certificate.exists() && good.private_key.exists());
+
+    let many = "        - {certificate: good.crt, private_key: good.key}\n".repeat(26);
+    let text = text.replace(
+        "        - {certificate: nodns.crt, private_key: nodns.key}\n",
+        &many,
+    );
+    let all = crate::parse(&text, Path::new("test.yaml"), dir.path())
+        .unwrap_err()
+        .0;
+    assert!(all
+        .iter()
+        .any(|error| error.path == "listeners[0].tls.certificates"
+            && error.reason.contains("at most 25")));
+}
+
+#[test]
+fn rule_priorities() {
+    let rules = format!(
+        "      - priority: 0\n        conditions: [{{path_pattern: [/a]}}]\n{RULE_FORWARD_APP}
+      - priority: 7\n        conditions: [{{path_pattern: [/b]}}]\n{RULE_FORWARD_APP}
+      - priority: 7\n        conditions: [{{path_pattern: [/c]}}]\n{RULE_FORWARD_APP}
+      - priority: 50001\n        conditions: []\n{RULE_FORWARD_APP}"
+    );
+    let text = listener_with(&rules, FORWARD_APP);
+    assert_error(
+        &text,
+        "listeners[0].rules[0].priority",
+        "must be 1–50000, not 0",
+    );
+    let error = assert_error(
+        &text,
+        "listeners[0].rules[2].priority",
+        "already used by listeners[0].rules[1]",
+    );
+    assert_eq!(error.line, 11);
+    assert_error(&text, "listeners[0].rules[3].priority", "not 50001");
+    assert_error(
+        &text,
+        "listeners[0].rules[3].conditions",
+        "at least one condition",
+    );
+}
+
+#[test]
+fn single_condition_kinds_and_quotas() {
+    let text = rule_with_conditions(
+        "          - host_header: [a.example.com]
+          - host_header: [b.example.com]
+          - source_ip: [10.0.0.0/8]
+          - source_ip: [10.0.0.1]
+          - http_request_method: [GET]
+          - http_request_method: [PUT]
+          - path_pattern: [/a]
+          - path_pattern: [/b]",
+    );
+    let prefix = "listeners[0].rules[0].conditions";
+    assert_error(
+        &text,
+        &format!("{prefix}[1].host_header"),
+        "one host_header condition and listeners[0].rules[0].conditions[0]",
+    );
+    assert_error(&text, &format!("{prefix}[3].source_ip"), "one source_ip");
+    assert_error(
+        &text,
+        &format!("{prefix}[5].http_request_method"),
+        "one http_request_method",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[7].path_pattern"),
+        "one path_pattern",
+    );
+    assert_error(
+        &text,
+        prefix,
+        "8 condition values in one rule; ALB allows 5",
+    );
+}
+
+#[test]
+fn condition_value_counts_include_header_values_and_pairs() {
+    let text = rule_with_conditions(
+        "          - http_header: {name: X-A, values: [a, b, c]}
+          - query_string: [{key: k, value: v}, {value: w}]
+          - http_header: {name: X-B, values: [d]}",
+    );
+    assert_error(
+        &text,
+        "listeners[0].rules[0].conditions",
+        "6 condition values",
+    );
+    let text = rule_with_conditions("          - http_header: {name: X-A, values: [a, b, c]}\n          - query_string: [{value: v}, {value: w}]");
+    parse(&text).unwrap();
+}
+
+#[test]
+fn wildcards_are_limited_per_rule() {
+    let text = rule_with_conditions(
+        "          - path_pattern: [\"/*/*/*\"]\n          - host_header: [\"*.?.*\"]",
+    );
+    assert_error(&text, "listeners[0].rules[0].conditions", "6 wildcards");
+    let escaped = rule_with_conditions("          - path_pattern: [\"/*/*/*\"]\n          - query_string: [{value: \"\\\\*\\\\?\"}]");
+    parse(&escaped).unwrap();
+}
+
+#[test]
+fn condition_value_syntax() {
+    let long = "a".repeat(129);
+    let text = rule_with_conditions(&format!(
+        "          - host_header: [\"bad_host.com\", \"{long}\"]
+          - path_pattern: [\"/a b\", \"\"]
+          - http_header: {{name: Host, values: [\"{long}\"]}}
+          - http_header: {{name: \"X(Y)\", values: []}}
+          - http_request_method: [get]
+          - query_string: [{{key: \"\", value: \"{long}\"}}]
+          - source_ip: [\"10.0.0.0/33\", 255.255.255.255/32, \"not-an-ip\"]"
+    ));
+    let prefix = "listeners[0].rules[0].conditions";
+    let error = assert_error(
+        &text,
+        &format!("{prefix}[0].host_header[0]"),
+        "contains '_'",
+    );
+    assert_eq!((error.line, error.column), (7, 27));
+    assert_error(
+        &text,
+        &format!("{prefix}[0].host_header[1]"),
+        "is 129 characters long; at most 128",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[1].path_pattern[0]"),
+        "contains ' '",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[1].path_pattern[1]"),
+        "must not be empty",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[2].http_header.name"),
+        "use a host_header condition",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[2].http_header.values[0]"),
+        "129 characters",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[3].http_header.name"),
+        "contains '('",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[3].http_header.values"),
+        "at least one value",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[4].http_request_method[0]"),
+        "contains 'g'",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[5].query_string[0].key"),
+        "must not be empty",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[5].query_string[0].value"),
+        "129 characters",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[6].source_ip[0]"),
+        "not a CIDR block",
+    );
+    assert_error(&text, &format!("{prefix}[6].source_ip[1]"), "not allowed");
+    assert_error(
+        &text,
+        &format!("{prefix}[6].source_ip[2]"),
+        "not a CIDR block",
+    );
+}
+
+#[test]
+fn forward_references_and_weights() {
+    let text = default_action(
+        "      forward:
+        target_group: nope
+        target_groups:
+          - {name: app, weight: 1000}
+          - {name: app}
+          - {name: ghost}
+          - {name: api}
+          - {name: api}
+          - {name: api}
+        stickiness: {enabled: true, duration_seconds: 0}",
+    );
+    let prefix = "listeners[0].default_action.forward";
+    assert_error(&text, prefix, "not both");
+    let error = assert_error(
+        &text,
+        &format!("{prefix}.target_group"),
+        "no target group named `nope` (known: `app`, `api`)",
+    );
+    assert_eq!(error.line, 6);
+    assert_error(
+        &text,
+        &format!("{prefix}.target_groups"),
+        "6 target groups; at most 5",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.target_groups[0].weight"),
+        "must be 0–999, not 1000",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.target_groups[1].name"),
+        "already listed as",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.target_groups[2].name"),
+        "no target group named `ghost`",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.stickiness.duration_seconds"),
+        "must be 1–604800",
+    );
+    assert_error(
+        &default_action("      forward: {}"),
+        prefix,
+        "forward needs",
+    );
+    let zero = default_action(
+        "      forward:\n        target_groups: [{name: app, weight: 0}, {name: api, weight: 0}]",
+    );
+    assert_error(
+        &zero,
+        &format!("{prefix}.target_groups"),
+        "every weight is 0",
+    );
+    parse(&default_action(
+        "      forward:\n        target_groups: [{name: app, weight: 0}, {name: api}]",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn redirects() {
+    let prefix = "listeners[0].default_action.redirect";
+    let redirect = |fields: &str| {
+        default_action(&format!(
+            "      redirect: {{status_code: HTTP_301, {fields}}}"
+        ))
+    };
+    assert_error(&redirect(""), prefix, "same URL");
+    assert_error(
+        &redirect("protocol: FTP"),
+        &format!("{prefix}.protocol"),
+        "`FTP` is not",
+    );
+    assert_error(
+        &redirect("port: \"0\""),
+        &format!("{prefix}.port"),
+        "not a port",
+    );
+    assert_error(
+        &redirect("port: http"),
+        &format!("{prefix}.port"),
+        "not a port",
+    );
+    assert_error(
+        &redirect("path: nope"),
+        &format!("{prefix}.path"),
+        "must start with `/`",
+    );
+    assert_error(
+        &redirect("host: \"#{path}.example.com\""),
+        &format!("{prefix}.host"),
+        "`#{path}` cannot be used in host",
+    );
+    assert_error(
+        &redirect("path: \"/#{query}\""),
+        &format!("{prefix}.path"),
+        "`#{query}` cannot be used in path",
+    );
+    assert_error(
+        &redirect("path: \"/#{protocol}\""),
+        &format!("{prefix}.path"),
+        "cannot be used in path",
+    );
+    assert_error(
+        &redirect("query: \"#{bogus}\", host: example.com"),
+        &format!("{prefix}.query"),
+        "`#{bogus}`",
+    );
+    let long = "a".repeat(129);
+    assert_error(
+        &redirect(&format!("host: {long}")),
+        &format!("{prefix}.host"),
+        "129 characters",
+    );
+    assert_error(
+        &redirect("host: \"\""),
+        &format!("{prefix}.host"),
+        "must not be empty",
+    );
+    let numeric_status = default_action("      redirect: {status_code: 301, host: example.com}");
+    assert_error(
+        &numeric_status,
+        &format!("{prefix}.status_code"),
+        "HTTP_301",
+    );
+    parse(&redirect("protocol: HTTPS, port: \"443\"")).unwrap();
+    parse(&redirect(
+        "path: \"/x/#{path}\", query: \"#{protocol}#{host}#{port}#{path}#{query}\"",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn https_listener_must_not_redirect_to_http() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_certificate(dir.path(), "site", &["example.com"]);
+    let text = "listeners:
+  - protocol: HTTPS
+    address: 127.0.0.1:0
+    tls: {default_certificate: {certificate: site.crt, private_key: site.key}}
+    default_action: {redirect: {protocol: HTTP, port: \"80\", status_code: HTTP_301}}
+";
+    let all = crate::parse(text, Path::new("test.yaml"), dir.path())
+        .unwrap_err()
+        .0;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].path, "listeners[0].default_action.redirect.protocol");
+    assert!(all[0].reason.contains("must not redirect to HTTP"));
+}
+
+#[test]
+fn fixed_responses() {
+    let prefix = "listeners[0].default_action.fixed_response";
+    let long = "x".repeat(1025);
+    let text = default_action(&format!(
+        "      fixed_response: {{status_code: 302, content_type: text/xml, message_body: \"{long}\"}}"
+    ));
+    assert_error(
+        &text,
+        &format!("{prefix}.status_code"),
+        "2XX, 4XX or 5XX, not 302",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.content_type"),
+        "`text/xml` is not one of",
+    );
+    assert_error(&text, &format!("{prefix}.message_body"), "1025 characters");
+    parse(&default_action(
+        "      fixed_response: {status_code: 503, content_type: application/json}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn target_groups() {
+    let text = "target_groups:
+  - name: -bad-
+    port: 0
+    connect_timeout_seconds: 0
+    response_timeout_seconds: 4001
+    targets:
+      - 10.0.0.1:80
+      - {address: 10.0.0.1, port: 80}
+      - app.internal:80
+      - \"10.0.0.1:99999\"
+  - name: -bad-
+  - name: a_b
+  - name: this-name-is-much-longer-than-32-chars
+";
+    assert_error(
+        text,
+        "target_groups[0].name",
+        "must not start or end with a hyphen",
+    );
+    assert_error(text, "target_groups[0].port", "1–65535, not 0");
+    assert_error(
+        text,
+        "target_groups[0].connect_timeout_seconds",
+        "1–3600, not 0",
+    );
+    assert_error(
+        text,
+        "target_groups[0].response_timeout_seconds",
+        "1–4000, not 4001",
+    );
+    let error = assert_error(
+        text,
+        "target_groups[0].targets[1]",
+        "already registered as target_groups[0].targets[0]",
+    );
+    assert_eq!(error.line, 8);
+    assert_error(
+        text,
+        "target_groups[0].targets[2]",
+        "host names arrive with DNS discovery; use an IP address",
+    );
+    assert_error(text, "target_groups[0].targets[3]", "not a port");
+    assert_error(
+        text,
+        "target_groups[1].name",
+        "already defined as target_groups[0]",
+    );
+    assert_error(text, "target_groups[2].name", "letters, digits and hyphens");
+    assert_error(text, "target_groups[3].name", "at most 32");
+}
+
+#[test]
+fn target_and_group_counts_are_limited() {
+    let targets: Vec<String> = (0..1001)
+        .map(|index| format!("\"10.0.{}.{}\"", index / 256, index % 256))
+        .collect();
+    let text = format!(
+        "target_groups:\n  - name: big\n    targets: [{}]\n",
+        targets.join(", ")
+    );
+    assert_error(
+        &text,
+        "target_groups[0].targets",
+        "1001 targets; at most 1000",
+    );
+    let groups: String = (0..101)
+        .map(|index| format!("  - name: g{index}\n"))
+        .collect();
+    assert_error(
+        &format!("target_groups:\n{groups}"),
+        "target_groups",
+        "101 target groups; at most 100",
+    );
+}
+
+#[test]
+fn target_socket_addresses() {
+    use crate::Target;
+    let short = |text: &str| Target::Short(text.to_string()).socket_addr(80);
+    assert_eq!(short("10.0.0.5:8080").unwrap().to_string(), "10.0.0.5:8080");
+    assert_eq!(short("10.0.0.5").unwrap().to_string(), "10.0.0.5:80");
+    assert_eq!(short("[::1]:8080").unwrap().to_string(), "[::1]:8080");
+    assert_eq!(short("[::1]").unwrap().to_string(), "[::1]:80");
+    assert_eq!(short("::1").unwrap().to_string(), "[::1]:80");
+    assert_eq!(short("localhost:9").unwrap().to_string(), "127.0.0.1:9");
+    assert!(short("example.com")
+        .unwrap_err()
+        .contains("use an IP address"));
+    assert!(short("10.0.0.5:0").unwrap_err().contains("not 0"));
+    let full = Target::Full {
+        address: "localhost".into(),
+        port: None,
+    };
+    assert_eq!(full.socket_addr(81).unwrap().to_string(), "127.0.0.1:81");
+}
+
+#[test]
+fn every_error_in_a_file_is_reported() {
+    let text = "load_balancer:
+  idle_timeout_seconds: 0
+listeners:
+  - address: 127.0.0.1:80
+    rules:
+      - priority: 0
+        conditions: [{path_pattern: [\"/a b\"]}]
+        action: {forward: {target_group: ghost}}
+    default_action: {fixed_response: {status_code: 100}}
+target_groups:
+  - name: -x
+";
+    let all = errors(text);
+    let paths: Vec<&str> = all.iter().map(|error| error.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "load_balancer.idle_timeout_seconds",
+            "listeners[0].rules[0].priority",
+            "listeners[0].rules[0].conditions[0].path_pattern[0]",
+            "listeners[0].rules[0].action.forward.target_group",
+            "listeners[0].default_action.fixed_response.status_code",
+            "target_groups[0].name",
+        ]
+    );
+    let lines: Vec<usize> = all.iter().map(|error| error.line).collect();
+    assert_eq!(lines, [2, 6, 7, 8, 9, 11]);
+    assert!(all.iter().all(|error| error.file == Path::new("test.yaml")));
+}
