@@ -8,6 +8,7 @@
 mod certificate;
 mod error;
 mod model;
+mod reference;
 mod validate;
 mod yaml;
 
@@ -16,6 +17,9 @@ use std::path::{Path, PathBuf};
 pub use certificate::{load_certificate, LoadedCertificate};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use reference::{
+    config_reference_markdown, json_schema_text, ANNOTATED_EXAMPLE, REGENERATE_COMMAND,
+};
 
 /// Reads, parses and validates the config file at `path`.
 ///

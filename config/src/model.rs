@@ -479,7 +479,8 @@ pub struct TargetGroup {
     /// Default port for targets that do not name one.
     #[serde(default = "default_target_port")]
     pub port: u16,
-    /// Static targets: `host:port`, `host` (uses `port`), or `{address, port}`.
+    /// Static targets: `ip:port`, `ip` (uses `port`), `[v6]:port`, or `{address, port}`. Only IP
+    /// addresses and `localhost` for now: host names arrive with DNS discovery.
     #[serde(default)]
     pub targets: Vec<Target>,
     /// Time to establish a target connection before answering 504. Default 10 s (ALB).
@@ -512,7 +513,7 @@ pub enum Target {
     Short(String),
     /// `{address: 10.0.0.5, port: 8080}`.
     Full {
-        /// IP address or host name.
+        /// IP address or `localhost`.
         address: String,
         /// Port; defaults to the group's port.
         #[serde(default)]
