@@ -147,14 +147,11 @@ fn explain(config: &Config) -> String {
         config.load_balancer.name, config.admin.address
     );
     for listener in &config.listeners {
-        let protocol = match listener.protocol {
-            scalegate_config::Protocol::Http => "HTTP",
-            scalegate_config::Protocol::Https => "HTTPS",
-        };
+        let protocol = listener.protocol.as_str();
         let _ = writeln!(
             out,
             "listener {} {protocol} on {}: {} rule(s), then default: {}",
-            listener.name.as_deref().unwrap_or("(unnamed)"),
+            listener.display_name(),
             listener.address,
             listener.rules.len(),
             describe_action(&listener.default_action)

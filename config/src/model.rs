@@ -512,13 +512,19 @@ pub enum Target {
     /// `"10.0.0.5:8080"`, `"10.0.0.5"`, or `"[::1]:8080"`.
     Short(String),
     /// `{address: 10.0.0.5, port: 8080}`.
-    Full {
-        /// IP address or `localhost`.
-        address: String,
-        /// Port; defaults to the group's port.
-        #[serde(default)]
-        port: Option<u16>,
-    },
+    Full(TargetAddress),
+}
+
+/// The long form of a target. A separate struct so that a misspelt field (`prt: 3`) is an
+/// error rather than silently ignored, which an untagged enum variant cannot deny.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetAddress {
+    /// IP address or `localhost`.
+    pub address: String,
+    /// Port; defaults to the group's port.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 impl Target {
@@ -530,7 +536,7 @@ impl Target {
     pub fn socket_addr(&self, default_port: u16) -> Result<SocketAddr, String> {
         let (host, port) = match self {
             Target::Short(text) => split_host_port(text)?,
-            Target::Full { address, port } => (address.as_str(), *port),
+            Target::Full(TargetAddress { address, port }) => (address.as_str(), *port),
         };
         let host_without_brackets = host
             .strip_prefix('[')

@@ -138,10 +138,7 @@ impl Proxy {
         }
         let mut planned = Vec::with_capacity(config.listeners.len());
         for listener in &config.listeners {
-            let name = listener
-                .name
-                .clone()
-                .unwrap_or_else(|| default_listener_name(listener));
+            let name = listener.display_name();
             let existing = state
                 .listeners
                 .iter()
@@ -194,10 +191,7 @@ impl Proxy {
             });
             let bound = BoundListener {
                 name,
-                protocol: match protocol {
-                    Protocol::Http => "HTTP".into(),
-                    Protocol::Https => "HTTPS".into(),
-                },
+                protocol: protocol.as_str().to_string(),
                 address,
             };
             planned.push(Planned {
@@ -283,13 +277,4 @@ impl Proxy {
             let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
         }
     }
-}
-
-/// ALB-style default name `<protocol>-<port>`, used when a listener has no name.
-fn default_listener_name(listener: &scalegate_config::Listener) -> String {
-    let protocol = match listener.protocol {
-        Protocol::Http => "http",
-        Protocol::Https => "https",
-    };
-    format!("{protocol}-{}", listener.address.port())
 }

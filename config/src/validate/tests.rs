@@ -727,10 +727,10 @@ fn target_socket_addresses() {
         .unwrap_err()
         .contains("use an IP address"));
     assert!(short("10.0.0.5:0").unwrap_err().contains("not 0"));
-    let full = Target::Full {
+    let full = Target::Full(crate::TargetAddress {
         address: "localhost".into(),
         port: None,
-    };
+    });
     assert_eq!(full.socket_addr(81).unwrap().to_string(), "127.0.0.1:81");
 }
 
