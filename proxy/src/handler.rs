@@ -1,8 +1,8 @@
 //! The request path. Every request goes through the same named phases, in this order:
 //!
 //! 1. **admit**: checks ALB makes before routing (TRACE → 405, request line > 16 KB → 414,
-//!    more than 30 X-Forwarded-For addresses → 463). Header-size limits (431) are enforced
-//!    by the HTTP parser before a request reaches this module.
+//!    one header > 16 KB → 431, more than 30 X-Forwarded-For addresses → 463). A request head
+//!    over 64 KB is answered 431 by the HTTP parser before it reaches this module.
 //! 2. **route**: listener rules, lowest priority first, then the default action.
 //! 3. **act**: fixed response, redirect, or forward: pick the target group (weights,
 //!    stickiness), then a target (round robin), rewrite headers, send on a pooled connection.
@@ -30,6 +30,8 @@ use crate::snapshot::{ListenerRuntime, TargetGroupRuntime};
 
 /// ALB's limit on the request line (method, target and version).
 pub const MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
+/// ALB's limit on one header (name, `: ` and value).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// What every request on one client connection shares.
 pub struct ConnectionContext {
@@ -139,6 +141,13 @@ fn refuse(request: &Request<Incoming>) -> Option<StatusCode> {
         .map_or(0, |pq| pq.as_str().len());
     if target_length + request.method().as_str().len() + 10 > MAX_REQUEST_LINE_BYTES {
         return Some(StatusCode::URI_TOO_LONG);
+    }
+    if request
+        .headers()
+        .iter()
+        .any(|(name, value)| name.as_str().len() + value.len() + 2 > MAX_HEADER_BYTES)
+    {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
     if headers::forwarded_for_count(request.headers()) > headers::MAX_FORWARDED_FOR_ADDRESSES {
         return Some(StatusCode::from_u16(463).expect("463 is a valid status"));
