@@ -1,4 +1,5 @@
 //! placeholder
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod metrics;

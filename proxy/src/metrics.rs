@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -103,53 +104,36 @@ struct FamilyBuilder<'a> {
 }
 
 impl FamilyBuilder<'_> {
-    fn counter(&self, name: &str, help: &str) -> IntCounter {
-        let counter = IntCounter::new(name, help).expect("valid counter definition");
+    fn register<C: Collector + Clone + 'static>(&self, collector: C) -> C {
         self.registry
-            .register(Box::new(counter.clone()))
+            .register(Box::new(collector.clone()))
             .expect("unique metric name");
-        counter
+        collector
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help).expect("valid counter definition"))
     }
 
     fn gauge(&self, name: &str, help: &str) -> Gauge {
-        let gauge = Gauge::new(name, help).expect("valid gauge definition");
-        self.registry
-            .register(Box::new(gauge.clone()))
-            .expect("unique metric name");
-        gauge
+        self.register(Gauge::new(name, help).expect("valid gauge definition"))
     }
 
     fn int_gauge(&self, name: &str, help: &str) -> IntGauge {
-        let gauge = IntGauge::new(name, help).expect("valid gauge definition");
-        self.registry
-            .register(Box::new(gauge.clone()))
-            .expect("unique metric name");
-        gauge
+        self.register(IntGauge::new(name, help).expect("valid gauge definition"))
     }
 
     fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        let family = IntCounterVec::new(Opts::new(name, help), labels).expect("valid definition");
-        self.registry
-            .register(Box::new(family.clone()))
-            .expect("unique metric name");
-        family
+        self.register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid definition"))
     }
 
     fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-        let family = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid definition");
-        self.registry
-            .register(Box::new(family.clone()))
-            .expect("unique metric name");
-        family
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid definition"))
     }
 
     fn histogram_vec(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
         let opts = HistogramOpts::new(name, help).buckets(RESPONSE_TIME_BUCKETS.to_vec());
-        let family = HistogramVec::new(opts, labels).expect("valid definition");
-        self.registry
-            .register(Box::new(family.clone()))
-            .expect("unique metric name");
-        family
+        self.register(HistogramVec::new(opts, labels).expect("valid definition"))
     }
 }
 
