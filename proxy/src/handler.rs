@@ -90,7 +90,8 @@ async fn serve(
     // Phase 3 and 4: act and respond.
     match action {
         CompiledAction::FixedResponse(fixed) => {
-            listener.metrics.fixed_response();
+            listener.metrics.request();
+            listener.metrics.fixed_response(fixed.status.as_u16());
             let mut response = Response::new(ProxyBody::full(fixed.body.clone()));
             *response.status_mut() = fixed.status;
             response
@@ -112,7 +113,8 @@ async fn serve(
             };
             match redirect.location(&target) {
                 Ok(location) => {
-                    listener.metrics.redirect();
+                    listener.metrics.request();
+                    listener.metrics.redirect(redirect.status.as_u16());
                     let mut response = Response::new(ProxyBody::empty());
                     *response.status_mut() = redirect.status;
                     response.headers_mut().insert(header::LOCATION, location);
