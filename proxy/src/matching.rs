@@ -444,3 +444,356 @@ impl CompiledConditions {
             .all(|condition| condition.matches(request))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn request<'a>(headers: &'a HeaderMap) -> RequestFacts<'a> {
+        RequestFacts {
+            method: "GET",
+            host: Some("www.example.com"),
+            path: "/",
+            query: None,
+            headers,
+            peer_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        }
+    }
+
+    fn compile(condition: Condition) -> CompiledConditions {
+        CompiledConditions::compile(&[condition]).expect("condition compiles")
+    }
+
+    fn host_matches(pattern: &str, host: &str) -> bool {
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            host: Some(host),
+            ..request(&headers)
+        };
+        compile(Condition::HostHeader(vec![pattern.into()])).matches(&facts)
+    }
+
+    fn path_matches(pattern: &str, path: &str) -> bool {
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            path,
+            ..request(&headers)
+        };
+        compile(Condition::PathPattern(vec![pattern.into()])).matches(&facts)
+    }
+
+    fn query_matches(pairs: &[(Option<&str>, &str)], query: Option<&str>) -> bool {
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            query,
+            ..request(&headers)
+        };
+        let pairs = pairs
+            .iter()
+            .map(|(key, value)| QueryStringPair {
+                key: key.map(str::to_string),
+                value: value.to_string(),
+            })
+            .collect();
+        compile(Condition::QueryString(pairs)).matches(&facts)
+    }
+
+    fn source_matches(cidrs: &[&str], peer_ip: IpAddr) -> bool {
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            peer_ip,
+            ..request(&headers)
+        };
+        compile(Condition::SourceIp(
+            cidrs.iter().map(|cidr| cidr.to_string()).collect(),
+        ))
+        .matches(&facts)
+    }
+
+    #[test]
+    fn wildcard_basics() {
+        let star = Wildcard::new("a*c", CaseSensitivity::Sensitive, false);
+        assert!(star.matches(b"ac"), "* matches empty");
+        assert!(star.matches(b"abbbc"));
+        assert!(!star.matches(b"abbb"));
+        let one = Wildcard::new("a?c", CaseSensitivity::Sensitive, false);
+        assert!(one.matches(b"abc"));
+        assert!(!one.matches(b"ac"), "? needs exactly one character");
+        assert!(!one.matches(b"abbc"));
+        assert!(
+            one.matches("aéc".as_bytes()),
+            "? is one character, not one byte"
+        );
+        assert!(Wildcard::new("*", CaseSensitivity::Sensitive, false).matches(b""));
+        assert!(Wildcard::new("**x**", CaseSensitivity::Sensitive, false).matches(b"x"));
+        assert!(!Wildcard::new("abc", CaseSensitivity::Sensitive, false).matches(b"ABC"));
+        assert!(Wildcard::new("abc", CaseSensitivity::AsciiInsensitive, false).matches(b"ABC"));
+        assert!(Wildcard::new("ABC", CaseSensitivity::AsciiInsensitive, false).matches(b"abc"));
+    }
+
+    #[test]
+    fn wildcard_pathological_pattern_is_fast() {
+        let pattern = format!("{}b", "*a".repeat(60));
+        let wildcard = Wildcard::new(&pattern, CaseSensitivity::Sensitive, false);
+        let subject = "a".repeat(16 * 1024);
+        let started = std::time::Instant::now();
+        assert!(!wildcard.matches(subject.as_bytes()));
+        assert!(wildcard.matches(format!("{subject}b").as_bytes()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn wildcard_escapes() {
+        let escaped = Wildcard::new(r"a\*b\?", CaseSensitivity::AsciiInsensitive, true);
+        assert!(escaped.matches(b"a*b?"));
+        assert!(!escaped.matches(b"axxbc"));
+        let unescaped = Wildcard::new(r"a\*b", CaseSensitivity::AsciiInsensitive, false);
+        assert!(
+            unescaped.matches(br"a\xyzb"),
+            "without escapes the backslash is literal"
+        );
+        let lone = Wildcard::new(r"a\b\", CaseSensitivity::AsciiInsensitive, true);
+        assert!(lone.matches(br"a\b\"));
+    }
+
+    #[test]
+    fn host_header_wildcards_case_and_port() {
+        assert!(host_matches("*.example.com", "test.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(host_matches("www.example.com", "WWW.Example.COM"));
+        assert!(host_matches("WWW.EXAMPLE.COM", "www.example.com"));
+        assert!(host_matches("www?.example.com", "www1.example.com"));
+        assert!(!host_matches("www?.example.com", "www.example.com"));
+        assert!(host_matches("www.example.com", "www.example.com:8080"));
+        assert!(!host_matches("www.example.com", "www.example.com.evil.net"));
+        assert!(host_matches("[::1]", "[::1]:80"));
+        assert!(host_matches("[::1]", "[::1]"));
+        assert!(
+            !host_matches("*1", "[::1]:80"),
+            "brackets are kept, port removed"
+        );
+        let headers = HeaderMap::new();
+        let no_host = RequestFacts {
+            host: None,
+            ..request(&headers)
+        };
+        assert!(!compile(Condition::HostHeader(vec!["*".into()])).matches(&no_host));
+    }
+
+    #[test]
+    fn strip_port_forms() {
+        assert_eq!(strip_port("a.com:443"), "a.com");
+        assert_eq!(strip_port("a.com"), "a.com");
+        assert_eq!(strip_port("a.com:"), "a.com");
+        assert_eq!(strip_port("[2001:db8::1]:8443"), "[2001:db8::1]");
+        assert_eq!(strip_port("2001:db8::1"), "2001:db8::1");
+        assert_eq!(strip_port("[broken"), "[broken");
+    }
+
+    #[test]
+    fn path_pattern_is_case_sensitive_and_ignores_query() {
+        assert!(path_matches("/img/*", "/img/a.png"));
+        assert!(path_matches("/img/*", "/img/"), "* matches empty");
+        assert!(!path_matches("/img/*", "/IMG/a.png"));
+        assert!(path_matches("/img/*/pics", "/img/x/y/pics"));
+        assert!(!path_matches("/img/*/pics", "/img/x/pics/more"));
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            path: "/search",
+            query: Some("q=/admin"),
+            ..request(&headers)
+        };
+        assert!(!compile(Condition::PathPattern(vec!["*admin*".into()])).matches(&facts));
+        assert!(compile(Condition::PathPattern(vec!["/search".into()])).matches(&facts));
+    }
+
+    #[test]
+    fn path_pattern_matches_the_raw_path() {
+        assert!(path_matches("/a%2Fb", "/a%2Fb"));
+        assert!(!path_matches("/a/b", "/a%2Fb"));
+        assert!(
+            !path_matches("/a/b", "/a/./b"),
+            "no dot-segment normalisation"
+        );
+    }
+
+    #[test]
+    fn http_header_any_instance_and_case() {
+        let mut headers = HeaderMap::new();
+        headers.append("user-agent", HeaderValue::from_static("curl/8"));
+        headers.append(
+            "user-agent",
+            HeaderValue::from_static("Mozilla/5.0 (iPhone)"),
+        );
+        let facts = request(&headers);
+        let condition = |name: &str, value: &str| {
+            compile(Condition::HttpHeader(HttpHeaderCondition {
+                name: name.into(),
+                values: vec![value.into()],
+            }))
+        };
+        assert!(
+            condition("User-Agent", "*iphone*").matches(&facts),
+            "second instance counts"
+        );
+        assert!(condition("USER-AGENT", "CURL/?").matches(&facts));
+        assert!(!condition("User-Agent", "*android*").matches(&facts));
+        assert!(!condition("X-Missing", "*").matches(&facts));
+        assert!(
+            CompiledConditions::compile(&[Condition::HttpHeader(HttpHeaderCondition {
+                name: "bad name".into(),
+                values: vec!["x".into()],
+            })])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn method_is_exact_and_case_sensitive() {
+        let headers = HeaderMap::new();
+        let condition = compile(Condition::HttpRequestMethod(vec![
+            "GET".into(),
+            "HEAD".into(),
+        ]));
+        assert!(condition.matches(&RequestFacts {
+            method: "GET",
+            ..request(&headers)
+        }));
+        assert!(condition.matches(&RequestFacts {
+            method: "HEAD",
+            ..request(&headers)
+        }));
+        assert!(!condition.matches(&RequestFacts {
+            method: "get",
+            ..request(&headers)
+        }));
+        assert!(!condition.matches(&RequestFacts {
+            method: "GETX",
+            ..request(&headers)
+        }));
+    }
+
+    #[test]
+    fn query_string_pairs() {
+        assert!(query_matches(
+            &[(Some("version"), "v1")],
+            Some("a=1&version=V1")
+        ));
+        assert!(query_matches(
+            &[(Some("VERSION"), "v*")],
+            Some("version=v2")
+        ));
+        assert!(!query_matches(
+            &[(Some("version"), "v1")],
+            Some("version=v2")
+        ));
+        assert!(!query_matches(&[(Some("version"), "v1")], None));
+        assert!(
+            query_matches(&[(None, "v1")], Some("anything=v1")),
+            "key omitted: any key"
+        );
+        assert!(!query_matches(&[(None, "v1")], Some("v1=other")));
+        assert!(
+            query_matches(&[(Some("x"), "nomatch"), (Some("b"), "2")], Some("a=1&b=2")),
+            "any pair is enough"
+        );
+        assert!(
+            query_matches(&[(Some("flag"), "*")], Some("flag")),
+            "key without ="
+        );
+        assert!(query_matches(&[(Some("empty"), "*")], Some("a=1&&empty=")));
+        assert!(!query_matches(&[(Some("empty"), "?")], Some("empty=")));
+        assert!(
+            query_matches(&[(Some("a"), "x=y")], Some("a=x=y")),
+            "split at the first ="
+        );
+    }
+
+    #[test]
+    fn query_string_escapes_and_percent_decoding() {
+        assert!(query_matches(&[(Some("q"), r"\*")], Some("q=*")));
+        assert!(!query_matches(&[(Some("q"), r"\*")], Some("q=anything")));
+        assert!(query_matches(&[(Some("q"), r"a\?")], Some("q=a%3F")));
+        assert!(query_matches(
+            &[(Some("my key"), "hello world")],
+            Some("my%20key=hello%20world")
+        ));
+        assert!(query_matches(&[(Some("q"), "é")], Some("q=%C3%A9")));
+        assert!(
+            query_matches(&[(Some("q"), "?")], Some("q=%c3%a9")),
+            "? spans a decoded char"
+        );
+        assert!(
+            query_matches(&[(Some("q"), "100%zz")], Some("q=100%zz")),
+            "bad escapes stay"
+        );
+        assert!(
+            query_matches(&[(Some("q"), "a+b")], Some("q=a+b")),
+            "+ is not a space"
+        );
+    }
+
+    #[test]
+    fn source_ip_v4_v6_and_mapped() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+        assert!(source_matches(&["10.0.0.0/8"], v4));
+        assert!(!source_matches(&["192.168.0.0/16"], v4));
+        assert!(source_matches(&["192.168.0.0/16", "10.1.2.3/32"], v4));
+        assert!(source_matches(&["10.1.2.3"], v4), "bare address is a /32");
+        let v6: IpAddr = "2001:db8::5".parse().unwrap();
+        assert!(source_matches(&["2001:db8::/32"], v6));
+        assert!(!source_matches(&["10.0.0.0/8"], v6));
+        let mapped = IpAddr::V6(Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped());
+        assert!(source_matches(&["10.0.0.0/8"], mapped));
+        assert!(!source_matches(&["11.0.0.0/8"], mapped));
+        assert!(!source_matches(
+            &["2001:db8::/32"],
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        ));
+        assert!(CompiledConditions::compile(&[Condition::SourceIp(vec!["nope".into()])]).is_err());
+    }
+
+    #[test]
+    fn conditions_and_values_or() {
+        let headers = HeaderMap::new();
+        let conditions = CompiledConditions::compile(&[
+            Condition::HostHeader(vec!["api.example.com".into(), "www.example.com".into()]),
+            Condition::PathPattern(vec!["/v1/*".into()]),
+        ])
+        .unwrap();
+        let facts = RequestFacts {
+            path: "/v1/users",
+            ..request(&headers)
+        };
+        assert!(conditions.matches(&facts));
+        assert!(!conditions.matches(&RequestFacts {
+            path: "/v2/users",
+            ..facts
+        }));
+        assert!(!conditions.matches(&RequestFacts {
+            host: Some("other.example.com"),
+            ..facts
+        }));
+        assert!(CompiledConditions::default().matches(&facts));
+    }
+
+    #[test]
+    fn odd_input_is_an_error_not_a_panic() {
+        for condition in [
+            Condition::HostHeader(vec![]),
+            Condition::PathPattern(vec!["".into()]),
+            Condition::HttpRequestMethod(vec![]),
+            Condition::QueryString(vec![]),
+            Condition::QueryString(vec![QueryStringPair {
+                key: Some("".into()),
+                value: "x".into(),
+            }]),
+            Condition::SourceIp(vec!["10.0.0.0/99".into()]),
+        ] {
+            assert!(CompiledConditions::compile(&[condition]).is_err());
+        }
+    }
+}
