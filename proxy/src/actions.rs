@@ -623,3 +623,440 @@ impl CompiledFixedResponse {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scalegate_config::WeightedTargetGroup;
+
+    const GROUPS: [&str; 3] = ["blue", "green", "idle"];
+
+    fn group_index(name: &str) -> Option<usize> {
+        GROUPS.iter().position(|group| *group == name)
+    }
+
+    fn weighted(weights: &[(&str, u32)], stickiness_seconds: Option<u64>) -> CompiledForward {
+        let action = ForwardAction {
+            target_group: None,
+            target_groups: weights
+                .iter()
+                .map(|(name, weight)| WeightedTargetGroup {
+                    name: name.to_string(),
+                    weight: *weight,
+                })
+                .collect(),
+            stickiness: stickiness_seconds.map(|duration_seconds| TargetGroupStickiness {
+                enabled: true,
+                duration_seconds,
+            }),
+        };
+        CompiledForward::compile(&action, &group_index).expect("forward compiles")
+    }
+
+    fn no_cookies() -> std::iter::Empty<&'static HeaderValue> {
+        std::iter::empty()
+    }
+
+    /// The `name=value` part of a Set-Cookie, usable as a request Cookie header.
+    fn as_request_cookie(set_cookie: &HeaderValue) -> HeaderValue {
+        let text = set_cookie.to_str().unwrap();
+        HeaderValue::from_str(text.split(';').next().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn single_target_group() {
+        let action = ForwardAction {
+            target_group: Some("green".into()),
+            target_groups: vec![],
+            stickiness: None,
+        };
+        let forward = CompiledForward::compile(&action, &group_index).unwrap();
+        for random in [0, u32::MAX / 2, u32::MAX] {
+            let choice = forward.choose(no_cookies(), random);
+            assert_eq!(choice.target_group, 1);
+            assert_eq!(choice.set_cookie, None);
+            assert_eq!(choice.stickiness, GroupStickiness::Disabled);
+        }
+    }
+
+    #[test]
+    fn weights_split_traffic_proportionally_and_zero_gets_nothing() {
+        let forward = weighted(&[("blue", 10), ("green", 20), ("idle", 0)], None);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut counts = [0u32; 3];
+        let draws = 100_000;
+        for _ in 0..draws {
+            counts[forward.choose(no_cookies(), rng.u32(..)).target_group] += 1;
+        }
+        assert_eq!(counts[2], 0, "weight 0 is never chosen");
+        let green_share = f64::from(counts[1]) / f64::from(draws);
+        assert!(
+            (green_share - 2.0 / 3.0).abs() < 0.01,
+            "green got {green_share}"
+        );
+        // The extremes of the random range stay inside weighted groups.
+        assert_eq!(forward.choose(no_cookies(), 0).target_group, 0);
+        assert_eq!(forward.choose(no_cookies(), u32::MAX).target_group, 1);
+    }
+
+    #[test]
+    fn forward_compile_errors() {
+        let bad = [
+            ForwardAction {
+                target_group: None,
+                target_groups: vec![],
+                stickiness: None,
+            },
+            ForwardAction {
+                target_group: Some("blue".into()),
+                target_groups: vec![WeightedTargetGroup {
+                    name: "green".into(),
+                    weight: 1,
+                }],
+                stickiness: None,
+            },
+            ForwardAction {
+                target_group: Some("nope".into()),
+                target_groups: vec![],
+                stickiness: None,
+            },
+            ForwardAction {
+                target_group: None,
+                target_groups: vec![
+                    WeightedTargetGroup {
+                        name: "blue".into(),
+                        weight: 0,
+                    },
+                    WeightedTargetGroup {
+                        name: "green".into(),
+                        weight: 0,
+                    },
+                ],
+                stickiness: None,
+            },
+            ForwardAction {
+                target_group: None,
+                target_groups: vec![WeightedTargetGroup {
+                    name: "blue".into(),
+                    weight: 1000,
+                }],
+                stickiness: None,
+            },
+            ForwardAction {
+                target_group: None,
+                target_groups: vec![
+                    WeightedTargetGroup {
+                        name: "blue".into(),
+                        weight: 1,
+                    },
+                    WeightedTargetGroup {
+                        name: "blue".into(),
+                        weight: 1,
+                    },
+                ],
+                stickiness: None,
+            },
+            ForwardAction {
+                target_group: Some("blue".into()),
+                target_groups: vec![],
+                stickiness: Some(TargetGroupStickiness {
+                    enabled: true,
+                    duration_seconds: 0,
+                }),
+            },
+        ];
+        for action in bad {
+            assert!(
+                CompiledForward::compile(&action, &group_index).is_err(),
+                "{action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stickiness_issues_cookies_and_pins_the_group() {
+        let forward = weighted(&[("blue", 1), ("green", 1)], Some(3600));
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let first = forward.choose_at(no_cookies(), u32::MAX, now);
+        assert_eq!(first.target_group, 1);
+        assert_eq!(first.stickiness, GroupStickiness::NewSession);
+        let [plain, cors] = first.set_cookie.expect("cookies issued");
+        let expires = httpdate::fmt_http_date(now + Duration::from_secs(3600));
+        let plain_text = plain.to_str().unwrap();
+        assert!(plain_text.starts_with("AWSALBTG="));
+        assert!(plain_text.ends_with(&format!("; Expires={expires}; Path=/")));
+        let cors_text = cors.to_str().unwrap();
+        assert!(cors_text.starts_with("AWSALBTGCORS="));
+        assert!(cors_text.ends_with(&format!(
+            "; Expires={expires}; Path=/; SameSite=None; Secure"
+        )));
+        assert!(
+            !plain_text.contains("green"),
+            "the group name is not readable in the cookie"
+        );
+
+        // A random draw that would pick blue is overridden by the cookie, among other cookies.
+        let cookie = as_request_cookie(&plain);
+        let header =
+            HeaderValue::from_str(&format!("session=abc; {}", cookie.to_str().unwrap())).unwrap();
+        let later = now + Duration::from_secs(60);
+        let pinned = forward.choose_at([&header].into_iter(), 0, later);
+        assert_eq!(pinned.target_group, 1);
+        assert_eq!(pinned.stickiness, GroupStickiness::Pinned);
+        assert!(
+            pinned.set_cookie.is_some(),
+            "expiry is refreshed on every response"
+        );
+    }
+
+    #[test]
+    fn expired_cookie_rebalances() {
+        let forward = weighted(&[("blue", 1), ("green", 1)], Some(60));
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let [plain, _] = forward
+            .choose_at(no_cookies(), u32::MAX, now)
+            .set_cookie
+            .unwrap();
+        let cookie = as_request_cookie(&plain);
+        let late = now + Duration::from_secs(61);
+        let choice = forward.choose_at([&cookie].into_iter(), 0, late);
+        assert_eq!(choice.target_group, 0);
+        assert_eq!(choice.stickiness, GroupStickiness::NewSession);
+        assert!(choice.set_cookie.is_some(), "a new cookie is issued");
+    }
+
+    #[test]
+    fn tampered_or_foreign_cookies_are_invalid() {
+        let forward = weighted(&[("blue", 1), ("green", 1)], Some(3600));
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let [plain, _] = forward
+            .choose_at(no_cookies(), u32::MAX, now)
+            .set_cookie
+            .unwrap();
+        let genuine = as_request_cookie(&plain).to_str().unwrap().to_string();
+        let value = genuine.strip_prefix("AWSALBTG=").unwrap();
+        // Point the cookie at blue while keeping green's hash; and push the expiry out.
+        let to_blue = format!("AWSALBTG={}{}", &value[..32], hex_of("blue"));
+        let longer = format!("AWSALBTG={:016x}{}", u64::MAX, &value[16..]);
+        for forged in [
+            to_blue,
+            longer,
+            "AWSALBTG=garbage".into(),
+            format!("AWSALBTG={value}%3D"),
+        ] {
+            let header = HeaderValue::from_str(&forged).unwrap();
+            let choice = forward.choose_at([&header].into_iter(), u32::MAX, now);
+            assert_eq!(
+                choice.stickiness,
+                GroupStickiness::InvalidCookie,
+                "{forged}"
+            );
+            assert!(choice.set_cookie.is_some());
+        }
+        // The CORS twin alone does not pin (ALB reads AWSALBTG).
+        let cors_only = HeaderValue::from_str(&format!("AWSALBTGCORS={value}")).unwrap();
+        let choice = forward.choose_at([&cors_only].into_iter(), 0, now);
+        assert_eq!(choice.stickiness, GroupStickiness::NewSession);
+    }
+
+    #[test]
+    fn cookie_for_zero_weight_group_rebalances() {
+        let before = weighted(&[("blue", 1), ("green", 1)], Some(3600));
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let [plain, _] = before
+            .choose_at(no_cookies(), u32::MAX, now)
+            .set_cookie
+            .unwrap();
+        let cookie = as_request_cookie(&plain);
+        let after = weighted(&[("blue", 1), ("green", 0)], Some(3600));
+        let choice = after.choose_at([&cookie].into_iter(), u32::MAX, now);
+        assert_eq!(choice.target_group, 0);
+        assert_eq!(choice.stickiness, GroupStickiness::NewSession);
+    }
+
+    fn hex_of(text: &str) -> String {
+        text.bytes().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn redirect(
+        protocol: &str,
+        host: &str,
+        port: &str,
+        path: &str,
+        query: &str,
+    ) -> Result<CompiledRedirect, String> {
+        let action = RedirectAction {
+            protocol: protocol.into(),
+            host: host.into(),
+            port: port.into(),
+            path: path.into(),
+            query: query.into(),
+            status_code: RedirectStatus::Http301,
+        };
+        CompiledRedirect::compile(&action, Protocol::Http)
+    }
+
+    fn http_request<'a>(path: &'a str, query: Option<&'a str>) -> RedirectRequest<'a> {
+        RedirectRequest {
+            protocol: Protocol::Http,
+            host: "example.com",
+            port: 80,
+            path,
+            query,
+        }
+    }
+
+    fn location(redirect: &CompiledRedirect, request: &RedirectRequest<'_>) -> String {
+        redirect
+            .location(request)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn canonical_http_to_https_redirect() {
+        let to_https = redirect("HTTPS", "#{host}", "443", "/#{path}", "#{query}").unwrap();
+        assert_eq!(to_https.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(
+            location(&to_https, &http_request("/a/b", Some("x=1&y=2"))),
+            "https://example.com/a/b?x=1&y=2"
+        );
+        assert_eq!(
+            location(&to_https, &http_request("/", None)),
+            "https://example.com/"
+        );
+        assert_eq!(
+            location(&to_https, &http_request("/", Some(""))),
+            "https://example.com/"
+        );
+        let on_8080 = RedirectRequest {
+            port: 8080,
+            ..http_request("/p", None)
+        };
+        assert_eq!(location(&to_https, &on_8080), "https://example.com/p");
+        let keep_port = redirect("HTTPS", "#{host}", "#{port}", "/#{path}", "#{query}").unwrap();
+        assert_eq!(location(&keep_port, &on_8080), "https://example.com:8080/p");
+        assert_eq!(
+            location(&keep_port, &http_request("/p", None)),
+            "https://example.com:80/p"
+        );
+    }
+
+    #[test]
+    fn path_placeholder_drops_its_leading_slash() {
+        let moved = redirect(
+            "#{protocol}",
+            "#{host}",
+            "#{port}",
+            "/new/#{path}",
+            "#{query}",
+        )
+        .unwrap();
+        assert_eq!(
+            location(&moved, &http_request("/old/page", Some("q=1"))),
+            "http://example.com/new/old/page?q=1"
+        );
+        assert_eq!(
+            location(&moved, &http_request("/", None)),
+            "http://example.com/new/"
+        );
+        let everything = redirect(
+            "#{protocol}",
+            "new.#{host}",
+            "8443",
+            "/#{host}/#{port}/#{path}",
+            "from=#{protocol}://#{host}:#{port}/#{path}&#{query}",
+        )
+        .unwrap();
+        assert_eq!(
+            location(&everything, &http_request("/x", Some("k=v"))),
+            "http://new.example.com:8443/example.com/80/x?from=http://example.com:80/x&k=v"
+        );
+    }
+
+    #[test]
+    fn redirect_compile_errors() {
+        assert!(redirect("#{protocol}", "#{host}", "#{port}", "/#{path}", "#{query}").is_err());
+        assert!(redirect("#{protocol}", "#{host}", "#{port}", "/#{path}", "changed").is_err());
+        assert!(redirect("FTP", "#{host}", "#{port}", "/x", "").is_err());
+        assert!(redirect("HTTPS", "#{path}", "#{port}", "/", "").is_err());
+        assert!(redirect("HTTPS", "#{host}", "0", "/", "").is_err());
+        assert!(redirect("HTTPS", "#{host}", "70000", "/", "").is_err());
+        assert!(redirect("HTTPS", "#{host}", "#{port}", "#{path}", "").is_err());
+        assert!(redirect("HTTPS", "#{host}", "#{port}", "/#{query}", "").is_err());
+        assert!(redirect("HTTPS", "#{host}", "#{port}", "/", "#{nope}").is_err());
+        let https_to_http = RedirectAction {
+            protocol: "HTTP".into(),
+            host: "#{host}".into(),
+            port: "80".into(),
+            path: "/#{path}".into(),
+            query: "#{query}".into(),
+            status_code: RedirectStatus::Http302,
+        };
+        assert!(CompiledRedirect::compile(&https_to_http, Protocol::Https).is_err());
+        let found = CompiledRedirect::compile(&https_to_http, Protocol::Http).unwrap();
+        assert_eq!(found.status(), StatusCode::FOUND);
+    }
+
+    #[test]
+    fn location_over_8k_fails() {
+        let to_https = redirect("HTTPS", "#{host}", "443", "/#{path}", "#{query}").unwrap();
+        let base = "https://example.com/".len();
+        let fits = format!("/{}", "a".repeat(MAX_LOCATION_LENGTH - base));
+        assert_eq!(
+            location(&to_https, &http_request(&fits, None)).len(),
+            MAX_LOCATION_LENGTH
+        );
+        let too_long = format!("/{}", "a".repeat(MAX_LOCATION_LENGTH - base + 1));
+        assert_eq!(
+            to_https.location(&http_request(&too_long, None)),
+            Err(RedirectError::UrlLimitExceeded {
+                length: MAX_LOCATION_LENGTH + 1
+            })
+        );
+        let control = http_request("/a\u{1}b", None);
+        assert_eq!(
+            to_https.location(&control),
+            Err(RedirectError::InvalidLocation)
+        );
+    }
+
+    #[test]
+    fn fixed_response_parts() {
+        let action = FixedResponseAction {
+            status_code: 503,
+            content_type: Some("application/json".into()),
+            message_body: r#"{"error":"maintenance"}"#.into(),
+        };
+        let fixed = CompiledFixedResponse::compile(&action).unwrap();
+        let response = fixed.response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(
+            fixed.body(),
+            Bytes::from_static(br#"{"error":"maintenance"}"#)
+        );
+
+        let plain = FixedResponseAction {
+            status_code: 200,
+            content_type: None,
+            message_body: String::new(),
+        };
+        let fixed = CompiledFixedResponse::compile(&plain).unwrap();
+        assert_eq!(fixed.content_type(), DEFAULT_FIXED_CONTENT_TYPE);
+        assert!(fixed.body().is_empty());
+
+        for status_code in [100, 301, 302, 600, 99] {
+            let bad = FixedResponseAction {
+                status_code,
+                ..plain.clone()
+            };
+            assert!(
+                CompiledFixedResponse::compile(&bad).is_err(),
+                "{status_code}"
+            );
+        }
+    }
+}
