@@ -224,6 +224,7 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
         let proxy = Arc::new(
             Proxy::start(&config, Arc::clone(&metrics)).context("cannot start the proxy")?,
         );
+        metrics.record_reload(true);
         let admin = tokio::net::TcpListener::bind(config.admin.address)
             .await
             .with_context(|| {

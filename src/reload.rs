@@ -31,6 +31,10 @@ pub fn spawn(path: PathBuf, proxy: Arc<Proxy>, metrics: Arc<Metrics>) -> JoinHan
                     cause
                 }
             };
+            if cause == "SIGHUP" {
+                // logrotate convention: SIGHUP also reopens the access-log file.
+                proxy.reopen_access_log();
+            }
             reload(&path, &proxy, &metrics, cause);
         }
     })

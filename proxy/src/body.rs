@@ -1,11 +1,18 @@
-//! The one response body type the proxy returns, without boxing on the hot path.
+//! Request and response bodies: one type each way, without boxing on the hot path, counting
+//! the bytes that ALB's `ProcessedBytes` and access log report.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+
+use crate::access_log::{AccessLogEntry, AccessLogger};
+use crate::metrics::ListenerMetrics;
 
 pin_project_lite::pin_project! {
     /// A target's streamed response, or a body the proxy made itself.
@@ -69,5 +76,161 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
+    }
+}
+
+/// A client's request body on its way to a target, counting bytes for `ProcessedBytes` and the
+/// access log's `received_bytes`.
+pub struct RequestBody {
+    inner: Incoming,
+    metrics: ListenerMetrics,
+    total: Option<Arc<AtomicU64>>,
+}
+
+impl RequestBody {
+    /// Wraps a client body; `total` is shared with the access-log entry when logging is on.
+    pub fn new(inner: Incoming, metrics: ListenerMetrics, total: Option<Arc<AtomicU64>>) -> Self {
+        RequestBody {
+            inner,
+            metrics,
+            total,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let length = data.len() as u64;
+                self.metrics.received_bytes(length);
+                if let Some(total) = &self.total {
+                    total.fetch_add(length, Ordering::Relaxed);
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An access-log entry waiting for its response to finish, so it can carry the bytes sent and
+/// the full response time, as ALB's does.
+pub struct PendingLogEntry {
+    /// Where the line goes.
+    pub logger: AccessLogger,
+    /// The entry, complete but for the byte counts and times filled in at the end.
+    pub entry: AccessLogEntry,
+    /// Body bytes read from the client so far (shared with the [`RequestBody`]).
+    pub received_body: Arc<AtomicU64>,
+    /// When the response headers were ready.
+    pub response_started: Instant,
+}
+
+pin_project_lite::pin_project! {
+    /// The response body sent to a client: counts bytes and, when the body ends or the client
+    /// goes away, records `ProcessedBytes` and writes the access-log line.
+    #[project = ResponseBodyProj]
+    pub struct ResponseBody {
+        #[pin]
+        inner: ProxyBody,
+        sent: u64,
+        header_bytes: u64,
+        metrics: Option<ListenerMetrics>,
+        log: Option<Box<PendingLogEntry>>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().finish();
+        }
+    }
+}
+
+impl ResponseBody {
+    /// Wraps `inner`; `header_bytes` is the size of the response head sent before it.
+    pub fn new(
+        inner: ProxyBody,
+        header_bytes: u64,
+        metrics: ListenerMetrics,
+        log: Option<Box<PendingLogEntry>>,
+    ) -> Self {
+        ResponseBody {
+            inner,
+            sent: 0,
+            header_bytes,
+            metrics: Some(metrics),
+            log,
+        }
+    }
+}
+
+impl ResponseBodyProj<'_> {
+    fn finish(&mut self) {
+        let Some(metrics) = self.metrics.take() else {
+            return;
+        };
+        let total = *self.sent + *self.header_bytes;
+        metrics.sent_bytes(total);
+        if let Some(pending) = self.log.take() {
+            let PendingLogEntry {
+                logger,
+                mut entry,
+                received_body,
+                response_started,
+            } = *pending;
+            entry.sent_bytes = total;
+            entry.received_bytes += received_body.load(Ordering::Relaxed);
+            if entry.request_processing_time.is_some() {
+                entry.response_processing_time = Some(response_started.elapsed());
+            }
+            entry.time = SystemTime::now();
+            logger.log(entry);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

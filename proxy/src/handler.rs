@@ -5,33 +5,50 @@
 //!    over 64 KB is answered 431 by the HTTP parser before it reaches this module.
 //! 2. **route**: listener rules, lowest priority first, then the default action.
 //! 3. **act**: fixed response, redirect, or forward: pick the target group (weights,
-//!    stickiness), then a target (round robin), rewrite headers, send on a pooled connection.
+//!    `AWSALBTG` stickiness), then a target (round robin), rewrite headers, send on a pooled
+//!    connection.
 //! 4. **respond**: map target failures to ALB's codes (502 reset or malformed, 503 no target,
-//!    504 connect or response timeout), strip hop-by-hop headers, count everything.
+//!    504 connect or response timeout), strip hop-by-hop headers, count everything, and hand
+//!    the access-log entry to the response body, which writes it when the body ends.
 
 use std::convert::Infallible;
 use std::error::Error as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use scalegate_config::Protocol;
 
+use crate::access_log::{
+    AccessLogEntry, Action as LoggedAction, ActionsExecuted, MatchedRule, RequestType,
+};
 use crate::actions::{CompiledForward, RedirectRequest};
-use crate::body::ProxyBody;
-use crate::headers::{self, canonical_ip, split_host_port};
-use crate::matching::RequestFacts;
+use crate::body::{PendingLogEntry, ProxyBody, RequestBody, ResponseBody};
+use crate::headers::{self, canonical_ip};
+use crate::matching::{strip_port, RequestFacts};
 use crate::routing::CompiledAction;
-use crate::snapshot::{ListenerRuntime, TargetGroupRuntime};
+use crate::snapshot::ListenerRuntime;
 
 /// ALB's limit on the request line (method, target and version).
 pub const MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
 /// ALB's limit on one header (name, `: ` and value).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// What the TLS handshake of a connection settled, for the access log.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub protocol: Option<&'static str>,
+    /// OpenSSL-style cipher name.
+    pub cipher: Option<&'static str>,
+    /// The SNI name the client sent.
+    pub server_name: Option<String>,
+}
 
 /// What every request on one client connection shares.
 pub struct ConnectionContext {
@@ -41,21 +58,83 @@ pub struct ConnectionContext {
     pub peer: SocketAddr,
     /// The worker whose upstream pools this connection uses.
     pub worker: usize,
-    /// Whether the client spoke TLS to us.
-    pub tls: bool,
+    /// Set when the client spoke TLS to us.
+    pub tls: Option<TlsInfo>,
     /// Requests being served on this connection; the idle timer only closes idle connections.
     pub in_flight: AtomicUsize,
+}
+
+/// What happened to a request, gathered along the phases for metrics and the access log.
+struct Outcome {
+    matched_rule: MatchedRule,
+    actions: ActionsExecuted,
+    target: Option<SocketAddr>,
+    target_group: Option<Arc<str>>,
+    target_status: Option<u16>,
+    dispatched: Option<Instant>,
+    target_time: Option<Duration>,
+    redirect_url: Option<HeaderValue>,
+    error_reason: Option<&'static str>,
+    trace_id: Option<HeaderValue>,
+}
+
+impl Outcome {
+    fn new() -> Self {
+        Outcome {
+            matched_rule: MatchedRule::NotEvaluated,
+            actions: ActionsExecuted::default(),
+            target: None,
+            target_group: None,
+            target_status: None,
+            dispatched: None,
+            target_time: None,
+            redirect_url: None,
+            error_reason: None,
+            trace_id: None,
+        }
+    }
 }
 
 /// Serves one request; never fails, since every failure becomes an ALB-style response.
 pub async fn handle(
     context: Arc<ConnectionContext>,
     request: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
+    let received = Instant::now();
     let listener = context.listener.load_full();
     context.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&context.in_flight);
-    Ok(serve(&context, &listener, request).await)
+
+    let request_head_bytes = head_bytes(
+        request
+            .uri()
+            .path_and_query()
+            .map_or(1, |pq| pq.as_str().len()),
+        request.headers(),
+    );
+    listener.metrics.received_bytes(request_head_bytes);
+    let logging = listener.shared.access_log.as_ref().map(|logger| {
+        let entry = log_entry_for(&context, &listener, &request, request_head_bytes);
+        (logger.clone(), entry, Arc::new(AtomicU64::new(0)))
+    });
+    let received_body = logging.as_ref().map(|(_, _, total)| Arc::clone(total));
+
+    let mut outcome = Outcome::new();
+    let response = serve(&context, &listener, request, &mut outcome, received_body).await;
+
+    let status = response.status().as_u16();
+    let response_head_bytes = head_bytes(status.to_string().len(), response.headers());
+    let pending = logging.map(|(logger, mut entry, received_body)| {
+        complete_entry(&mut entry, outcome, received, status);
+        Box::new(PendingLogEntry {
+            logger,
+            entry,
+            received_body,
+            response_started: Instant::now(),
+        })
+    });
+    let metrics = listener.metrics.clone();
+    Ok(response.map(|body| ResponseBody::new(body, response_head_bytes, metrics, pending)))
 }
 
 struct InFlight<'a>(&'a AtomicUsize);
@@ -66,17 +145,28 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Approximate bytes of a message head: start line plus `name: value\r\n` per header.
+fn head_bytes(start_line_bytes: usize, headers: &HeaderMap) -> u64 {
+    let headers: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (start_line_bytes + 16 + headers) as u64
+}
+
 async fn serve(
     context: &ConnectionContext,
     listener: &ListenerRuntime,
     request: Request<Incoming>,
+    outcome: &mut Outcome,
+    received_body: Option<Arc<AtomicU64>>,
 ) -> Response<ProxyBody> {
     // Phase 1: admit.
     if let Some(status) = refuse(&request) {
         return elb_response(listener, status);
     }
     // Phase 2: route.
-    let action = {
+    let matched = {
         let facts = RequestFacts {
             method: request.method().as_str(),
             host: request_host(&request),
@@ -85,49 +175,70 @@ async fn serve(
             headers: request.headers(),
             peer_ip: canonical_ip(context.peer.ip()),
         };
-        listener.routes.route(&facts).action
+        listener.routes.route(&facts)
+    };
+    outcome.matched_rule = match matched.matched_rule_priority {
+        0 => MatchedRule::Default,
+        priority => MatchedRule::Priority(priority),
     };
     // Phase 3 and 4: act and respond.
-    match action {
+    match matched.action {
         CompiledAction::FixedResponse(fixed) => {
             listener.metrics.request();
-            listener.metrics.fixed_response(fixed.status.as_u16());
-            let mut response = Response::new(ProxyBody::full(fixed.body.clone()));
-            *response.status_mut() = fixed.status;
+            listener.metrics.fixed_response(fixed.status().as_u16());
+            outcome.actions = outcome.actions.with(LoggedAction::FixedResponse);
+            let mut response = Response::new(ProxyBody::full(fixed.body()));
+            *response.status_mut() = fixed.status();
             response
                 .headers_mut()
-                .insert(header::CONTENT_TYPE, fixed.content_type.clone());
+                .insert(header::CONTENT_TYPE, fixed.content_type().clone());
             response
         }
         CompiledAction::Redirect(redirect) => {
             let host = request_host(&request)
-                .map(|host| split_host_port(host).0)
+                .map(strip_port)
                 .unwrap_or(&listener.shared.load_balancer.name);
             let host = host.to_ascii_lowercase();
             let target = RedirectRequest {
-                protocol: if context.tls { "https" } else { "http" },
+                protocol: listener.protocol,
                 host: &host,
                 port: listener.port,
                 path: request.uri().path(),
                 query: request.uri().query(),
             };
+            outcome.actions = outcome.actions.with(LoggedAction::Redirect);
             match redirect.location(&target) {
                 Ok(location) => {
                     listener.metrics.request();
-                    listener.metrics.redirect(redirect.status.as_u16());
+                    listener.metrics.redirect(redirect.status().as_u16());
+                    outcome.redirect_url = Some(location.clone());
                     let mut response = Response::new(ProxyBody::empty());
-                    *response.status_mut() = redirect.status;
+                    *response.status_mut() = redirect.status();
                     response.headers_mut().insert(header::LOCATION, location);
                     response
                 }
-                Err(_) => {
-                    listener.metrics.redirect_url_limit_exceeded();
+                Err(error) => {
+                    if matches!(
+                        error,
+                        crate::actions::RedirectError::UrlLimitExceeded { .. }
+                    ) {
+                        listener.metrics.redirect_url_limit_exceeded();
+                    }
                     elb_response(listener, StatusCode::INTERNAL_SERVER_ERROR)
                 }
             }
         }
         CompiledAction::Forward(forward_action) => {
-            forward(context, listener, forward_action, request).await
+            outcome.actions = outcome.actions.with(LoggedAction::Forward);
+            forward(
+                context,
+                listener,
+                forward_action,
+                request,
+                outcome,
+                received_body,
+            )
+            .await
         }
     }
 }
@@ -179,24 +290,33 @@ async fn forward(
     listener: &ListenerRuntime,
     action: &CompiledForward,
     mut request: Request<Incoming>,
+    outcome: &mut Outcome,
+    received_body: Option<Arc<AtomicU64>>,
 ) -> Response<ProxyBody> {
     let choice = action.choose(
         request.headers().get_all(header::COOKIE).iter(),
         fastrand::u32(..),
     );
+    if choice.stickiness == crate::actions::GroupStickiness::InvalidCookie {
+        outcome.error_reason = Some("AWSALBTGCookieInvalid");
+    }
     let Some(group) = listener.shared.target_groups.get(choice.target_group) else {
         return elb_response(listener, StatusCode::SERVICE_UNAVAILABLE);
     };
+    outcome.target_group = Some(Arc::clone(&group.log_name));
     let Some(target) = group.next_target() else {
         return elb_response(listener, StatusCode::SERVICE_UNAVAILABLE);
     };
     listener.metrics.request();
+    outcome.target = Some(target.address);
     let is_upgrade =
         request.version() == Version::HTTP_11 && request.headers().contains_key(header::UPGRADE);
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
 
     let (mut parts, body) = request.into_parts();
-    rewrite_request_headers(context, listener, &mut parts, is_upgrade);
+    outcome.trace_id = Some(rewrite_request_headers(
+        context, listener, &mut parts, is_upgrade,
+    ));
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -211,9 +331,11 @@ async fn forward(
         Err(_) => return elb_response(listener, StatusCode::BAD_REQUEST),
     };
     parts.version = Version::HTTP_11;
+    let body = RequestBody::new(body, listener.metrics.clone(), received_body);
 
     target.metrics.request();
     let started = Instant::now();
+    outcome.dispatched = Some(started);
     let mut guard = ClientGoneGuard {
         listener,
         armed: true,
@@ -221,11 +343,13 @@ async fn forward(
     let sent = group
         .client(context.worker)
         .request(Request::from_parts(parts, body));
-    let outcome = tokio::time::timeout(group.response_timeout, sent).await;
+    let result = tokio::time::timeout(group.response_timeout, sent).await;
     guard.armed = false;
-    match outcome {
+    outcome.target_time = Some(started.elapsed());
+    match result {
         Ok(Ok(mut response)) => {
             let status = response.status();
+            outcome.target_status = Some(status.as_u16());
             target
                 .metrics
                 .observe_response(status.as_u16(), started.elapsed());
@@ -237,20 +361,24 @@ async fn forward(
                 }
             }
             headers::remove_hop_by_hop(response.headers_mut(), upgraded);
-            for cookie in choice.set_cookies {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
+            if let Some(cookies) = choice.set_cookie {
+                for cookie in cookies {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
             }
             response.map(ProxyBody::from)
         }
         Ok(Err(error)) => {
-            let status = classify_target_error(&error, group);
+            let (status, reason) = classify_target_error(&error);
             if error.is_connect() {
                 target.metrics.connection_error();
             }
+            outcome.error_reason = Some(reason);
             tracing::debug!(target = %target.address, target_group = %group.name, %error, "target request failed");
             elb_response(listener, status)
         }
         Err(_) => {
+            outcome.error_reason = Some("TargetResponseTimeout");
             tracing::debug!(target = %target.address, target_group = %group.name, "target response timed out");
             elb_response(listener, StatusCode::GATEWAY_TIMEOUT)
         }
@@ -272,17 +400,20 @@ impl Drop for ClientGoneGuard<'_> {
     }
 }
 
+/// Rewrites the request head for the target and returns the trace id it carries.
 fn rewrite_request_headers(
     context: &ConnectionContext,
     listener: &ListenerRuntime,
     parts: &mut http::request::Parts,
     is_upgrade: bool,
-) {
+) -> HeaderValue {
     let settings = &listener.shared.load_balancer;
     let headers = &mut parts.headers;
     headers::remove_hop_by_hop(headers, is_upgrade);
     if settings.drop_invalid_header_fields {
-        drop_invalid_header_names(headers);
+        if drop_invalid_header_names(headers) {
+            listener.metrics.dropped_invalid_header_request();
+        }
     }
     headers::apply_forwarded_for(
         headers,
@@ -295,7 +426,7 @@ fn rewrite_request_headers(
         listener.forwarded_proto.clone(),
     );
     headers.insert(&headers::X_FORWARDED_PORT, listener.forwarded_port.clone());
-    headers::apply_trace_id(headers);
+    let trace_id = headers::apply_trace_id(headers);
     let incoming_host = match parts.uri.authority() {
         Some(authority)
             if parts.version == Version::HTTP_2 || !headers.contains_key(header::HOST) =>
@@ -324,9 +455,11 @@ fn rewrite_request_headers(
             headers.insert(header::HOST, settings.default_host.clone());
         }
     }
+    trace_id
 }
 
-fn drop_invalid_header_names(headers: &mut http::HeaderMap) {
+/// Removes headers whose names are outside `[-A-Za-z0-9]+`; true when any was removed.
+fn drop_invalid_header_names(headers: &mut HeaderMap) -> bool {
     let invalid: Vec<header::HeaderName> = headers
         .keys()
         .filter(|name| {
@@ -337,27 +470,30 @@ fn drop_invalid_header_names(headers: &mut http::HeaderMap) {
         })
         .cloned()
         .collect();
+    let any = !invalid.is_empty();
     for name in invalid {
         headers.remove(name);
     }
+    any
 }
 
-/// Maps a failed target exchange to ALB's status: a connect timeout is 504; a refused or
-/// reset connection, or a malformed response, is 502.
-fn classify_target_error(
-    error: &hyper_util::client::legacy::Error,
-    _group: &TargetGroupRuntime,
-) -> StatusCode {
+/// Maps a failed target exchange to ALB's status and an access-log error reason: a connect
+/// timeout is 504; a refused or reset connection, or a malformed response, is 502.
+fn classify_target_error(error: &hyper_util::client::legacy::Error) -> (StatusCode, &'static str) {
     let mut source = error.source();
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::TimedOut {
-                return StatusCode::GATEWAY_TIMEOUT;
+                return (StatusCode::GATEWAY_TIMEOUT, "TargetConnectionTimeout");
             }
         }
         source = cause.source();
     }
-    StatusCode::BAD_GATEWAY
+    if error.is_connect() {
+        (StatusCode::BAD_GATEWAY, "TargetConnectionError")
+    } else {
+        (StatusCode::BAD_GATEWAY, "TargetResponseError")
+    }
 }
 
 /// Copies bytes both ways once client and target have both switched protocols (WebSocket).
@@ -401,4 +537,96 @@ pub fn error_page(status: StatusCode) -> Response<ProxyBody> {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     headers.insert(header::SERVER, HeaderValue::from_static("scalegate"));
     response
+}
+
+/// The parts of an access-log entry known when the request arrives.
+fn log_entry_for(
+    context: &ConnectionContext,
+    listener: &ListenerRuntime,
+    request: &Request<Incoming>,
+    request_head_bytes: u64,
+) -> AccessLogEntry {
+    let scheme = match listener.protocol {
+        Protocol::Http => "http",
+        Protocol::Https => "https",
+    };
+    let host = request_host(request)
+        .map(strip_port)
+        .unwrap_or(&listener.shared.load_balancer.name);
+    let is_upgrade = request.headers().contains_key(header::UPGRADE);
+    let request_type = match (context.tls.is_some(), request.version(), is_upgrade) {
+        (true, _, true) => RequestType::Wss,
+        (false, _, true) => RequestType::Ws,
+        (true, Version::HTTP_2, _) | (false, Version::HTTP_2, _) => RequestType::H2,
+        (true, _, _) => RequestType::Https,
+        (false, _, _) => RequestType::Http,
+    };
+    let now = SystemTime::now();
+    AccessLogEntry {
+        request_type,
+        time: now,
+        client: context.peer,
+        target: None,
+        request_processing_time: None,
+        target_processing_time: None,
+        response_processing_time: None,
+        elb_status_code: None,
+        target_status_code: None,
+        received_bytes: request_head_bytes,
+        sent_bytes: 0,
+        request: Some(format!(
+            "{} {scheme}://{host}:{}{} {:?}",
+            request.method(),
+            listener.port,
+            request.uri().path_and_query().map_or("/", |pq| pq.as_str()),
+            request.version()
+        )),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ssl_cipher: context.tls.as_ref().and_then(|tls| tls.cipher),
+        ssl_protocol: context.tls.as_ref().and_then(|tls| tls.protocol),
+        target_group: None,
+        trace_id: None,
+        domain_name: context.tls.as_ref().and_then(|tls| tls.server_name.clone()),
+        chosen_cert: None,
+        matched_rule: MatchedRule::NotEvaluated,
+        request_creation_time: now,
+        actions_executed: ActionsExecuted::default(),
+        redirect_url: None,
+        error_reason: None,
+        classification: None,
+        classification_reason: None,
+    }
+}
+
+/// Fills in what the phases learned; bytes and the response time come when the body ends.
+fn complete_entry(entry: &mut AccessLogEntry, outcome: Outcome, received: Instant, status: u16) {
+    entry.elb_status_code = Some(status);
+    entry.target = outcome.target;
+    entry.target_group = outcome.target_group;
+    entry.target_status_code = outcome.target_status;
+    entry.matched_rule = outcome.matched_rule;
+    entry.actions_executed = outcome.actions;
+    entry.error_reason = outcome.error_reason;
+    entry.trace_id = outcome
+        .trace_id
+        .and_then(|v| v.to_str().ok().map(str::to_string));
+    entry.redirect_url = outcome
+        .redirect_url
+        .and_then(|v| v.to_str().ok().map(str::to_string));
+    match (outcome.dispatched, outcome.target_status) {
+        (Some(dispatched), Some(_)) => {
+            entry.request_processing_time = Some(dispatched.saturating_duration_since(received));
+            entry.target_processing_time = outcome.target_time;
+        }
+        // Dispatched but no response: ALB writes -1 for all three times.
+        (Some(_), None) => {}
+        _ => {
+            entry.request_processing_time = Some(received.elapsed());
+            entry.target_processing_time = Some(Duration::ZERO);
+        }
+    }
 }

@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use scalegate_config::{Config, Protocol};
+use scalegate_config::{AccessLog, Config, Protocol};
 use tokio::sync::watch;
 
+use crate::access_log::AccessLogger;
 use crate::metrics::Metrics;
 use crate::routing::ListenerRoutes;
 use crate::server::{AcceptContext, BoundSockets, ConnectionCount, Workers};
@@ -77,6 +78,9 @@ struct ActiveListener {
 struct ProxyState {
     shared: Option<Arc<SharedState>>,
     listeners: Vec<ActiveListener>,
+    /// The access-log settings in force and their logger, kept across reloads that leave them
+    /// unchanged so the writer thread and file stay open.
+    access_log: Option<(AccessLog, Option<AccessLogger>)>,
 }
 
 /// The running load balancer: worker runtimes plus the listeners of the current config.
@@ -99,6 +103,7 @@ impl Proxy {
             state: Mutex::new(ProxyState {
                 shared: None,
                 listeners: Vec::new(),
+                access_log: None,
             }),
             shutdown,
             connections: Arc::new(ConnectionCount::default()),
@@ -119,12 +124,22 @@ impl Proxy {
             tracing::warn!("load_balancer.runtime changes take effect at the next restart");
         }
         let mut state = self.state.lock().expect("proxy state lock");
+        let access_log = match &state.access_log {
+            Some((settings, logger)) if *settings == config.access_log => logger.clone(),
+            _ => AccessLogger::from_config(
+                &config.access_log,
+                &config.load_balancer.name,
+                self.metrics.access_log_dropped(),
+            )
+            .map_err(|error| ProxyError::Compile(format!("access_log: {error}")))?,
+        };
         let shared = Arc::new(
             SharedState::compile(
                 config,
                 state.shared.as_deref(),
                 &self.metrics,
                 workers.pool_count(),
+                access_log.clone(),
             )
             .map_err(ProxyError::Compile)?,
         );
@@ -246,7 +261,18 @@ impl Proxy {
         }
         state.listeners = next;
         state.shared = Some(shared);
+        state.access_log = Some((config.access_log.clone(), access_log));
         Ok(())
+    }
+
+    /// Reopens the access-log file (after logrotate moved it); called on SIGHUP.
+    pub fn reopen_access_log(&self) {
+        let state = self.state.lock().expect("proxy state lock");
+        if let Some((_, Some(logger))) = &state.access_log {
+            if let Err(error) = logger.reopen() {
+                tracing::warn!(%error, "cannot reopen the access log");
+            }
+        }
     }
 
     /// The listeners running now, with their bound addresses.

@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use crate::handler::{self, ConnectionContext};
+use crate::handler::{self, ConnectionContext, TlsInfo};
 use crate::snapshot::ListenerRuntime;
 
 /// Largest request head (request line plus all headers) accepted, ALB's 64 KB; above it the
@@ -259,17 +259,19 @@ async fn serve_connection(
             } else {
                 HttpMode::Http1
             };
-            drive(stream, peer, worker, false, mode, &runtime, &context).await;
+            drive(stream, peer, worker, None, mode, &runtime, &context).await;
         }
         Some(acceptor) => {
             match tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream)).await
             {
                 Ok(Ok(tls)) => {
-                    let mode = match tls.get_ref().1.alpn_protocol() {
+                    let session = tls.get_ref().1;
+                    let mode = match session.alpn_protocol() {
                         Some(b"h2") => HttpMode::Http2,
                         _ => HttpMode::Http1,
                     };
-                    drive(tls, peer, worker, true, mode, &runtime, &context).await;
+                    let info = crate::tls::session_info(session);
+                    drive(tls, peer, worker, Some(info), mode, &runtime, &context).await;
                 }
                 Ok(Err(error)) => {
                     runtime.metrics.client_tls_negotiation_error();
@@ -295,7 +297,7 @@ async fn drive<I>(
     io: I,
     peer: SocketAddr,
     worker: usize,
-    tls: bool,
+    tls: Option<TlsInfo>,
     mode: HttpMode,
     runtime: &ListenerRuntime,
     context: &AcceptContext,

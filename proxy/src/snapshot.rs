@@ -12,6 +12,7 @@ use http::HeaderValue;
 use scalegate_config::{Config, LoadBalancer, Protocol, XffMode};
 use tokio_rustls::TlsAcceptor;
 
+use crate::access_log::AccessLogger;
 use crate::metrics::{ListenerMetrics, Metrics, TargetGroupMetrics, TargetMetrics};
 use crate::routing::ListenerRoutes;
 use crate::upstream::{ClientSettings, UpstreamClient};
@@ -73,6 +74,8 @@ pub struct TargetRuntime {
 pub struct TargetGroupRuntime {
     /// Name from the config.
     pub name: String,
+    /// The name as the access log shares it, without copying per request.
+    pub log_name: Arc<str>,
     /// `http` or `https` to targets.
     pub scheme: Scheme,
     /// Registered targets.
@@ -108,6 +111,8 @@ pub struct SharedState {
     pub load_balancer: LoadBalancerSettings,
     /// Target groups, indexed by the routes' target-group indices.
     pub target_groups: Vec<TargetGroupRuntime>,
+    /// The access log, when enabled.
+    pub access_log: Option<AccessLogger>,
 }
 
 impl SharedState {
@@ -118,6 +123,7 @@ impl SharedState {
         previous: Option<&SharedState>,
         metrics: &Metrics,
         workers: usize,
+        access_log: Option<AccessLogger>,
     ) -> Result<SharedState, String> {
         let load_balancer = LoadBalancerSettings::new(&config.load_balancer);
         let mut reusable: HashMap<&str, (&ClientSettings, &Arc<Vec<UpstreamClient>>)> =
@@ -150,6 +156,7 @@ impl SharedState {
             }
             target_groups.push(TargetGroupRuntime {
                 name: group.name.clone(),
+                log_name: Arc::from(group.name.as_str()),
                 scheme: match group.protocol {
                     Protocol::Http => Scheme::HTTP,
                     Protocol::Https => Scheme::HTTPS,
@@ -169,6 +176,7 @@ impl SharedState {
         Ok(SharedState {
             load_balancer,
             target_groups,
+            access_log,
         })
     }
 

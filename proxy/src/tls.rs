@@ -86,3 +86,37 @@ pub fn build_acceptor(tls: &ListenerTls, http2_enabled: bool) -> Result<TlsAccep
     };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// What the access log reports of a finished handshake: protocol, OpenSSL-style cipher name
+/// (as ALB writes them) and the SNI name.
+pub fn session_info(session: &rustls::ServerConnection) -> crate::handler::TlsInfo {
+    use rustls::CipherSuite;
+    let protocol = session.protocol_version().map(|version| match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        _ => "unknown",
+    });
+    let cipher = session
+        .negotiated_cipher_suite()
+        .map(|suite| match suite.suite() {
+            CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+            CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => {
+                "ECDHE-ECDSA-CHACHA20-POLY1305"
+            }
+            CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => {
+                "ECDHE-RSA-CHACHA20-POLY1305"
+            }
+            _ => "unknown",
+        });
+    crate::handler::TlsInfo {
+        protocol,
+        cipher,
+        server_name: session.server_name().map(str::to_string),
+    }
+}

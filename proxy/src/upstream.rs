@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
+use crate::body::RequestBody;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -18,7 +18,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use scalegate_config::{ProtocolVersion, TargetGroup};
 
 /// The pooled HTTP(S) client used to reach one target group's targets.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Incoming>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
 
 /// The settings that decide how a client is built: a reload that leaves them unchanged keeps
 /// the old clients, and with them their warm idle connections.
