@@ -410,10 +410,8 @@ fn rewrite_request_headers(
     let settings = &listener.shared.load_balancer;
     let headers = &mut parts.headers;
     headers::remove_hop_by_hop(headers, is_upgrade);
-    if settings.drop_invalid_header_fields {
-        if drop_invalid_header_names(headers) {
-            listener.metrics.dropped_invalid_header_request();
-        }
+    if settings.drop_invalid_header_fields && drop_invalid_header_names(headers) {
+        listener.metrics.dropped_invalid_header_request();
     }
     headers::apply_forwarded_for(
         headers,
