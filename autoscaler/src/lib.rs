@@ -1,1 +1,37 @@
-//! placeholder
+//! scalegate's autoscaler: ECS-style services and the Application Auto Scaling policies that size
+//! them.
+//!
+//! This crate owns the control loop at the end of scalegate's one-way data flow: config →
+//! discovery → target groups → proxy → metrics → **autoscaler → backend** → discovery. It reads
+//! metrics, decides a desired count the way Application Auto Scaling would, and hands it to a
+//! [`Backend`], which keeps that many tasks running and registers them for discovery.
+//!
+//! - [`task`]: tasks and their ECS lifecycle ([`TaskState`], [`StopReason`]).
+//! - [`service`]: [`TaskDefinition`] revisions (`family:N`), [`Service`] and its deployment limits.
+//! - [`backend`]: the [`Backend`] trait (local processes, Docker, AWS ECS) and the task-level
+//!   [`TaskRuntime`] that scalegate's own scheduler drives for local processes and Docker.
+//! - [`scaling`]: [`ScalableTarget`] and [`ScalingPolicy`] (target tracking, step, scheduled),
+//!   with the capacity arithmetic AWS documents.
+//! - [`activity`]: [`ScalingActivity`], the record of every decision, as
+//!   `DescribeScalingActivities` reports it.
+//!
+//! Status: interface sketch. Issue 5 implements the scheduler, the local backend, metrics and the
+//! decision engine; issue 7 the Docker backend; issue 8 the AWS backend. The arithmetic helpers
+//! here (rounding, deployment bounds, step selection, lifecycle order, `family:N`) are implemented
+//! and unit-tested because everything later depends on them being exactly AWS's.
+#![forbid(unsafe_code)]
+
+pub mod activity;
+pub mod backend;
+pub mod scaling;
+pub mod service;
+pub mod task;
+
+pub use activity::{NotScaledReason, NotScaledReasonCode, ScalingActivity, StatusCode};
+pub use backend::{Backend, BackendError, ResourceUsage, ServiceStatus, TaskRuntime};
+pub use scaling::{
+    AdjustmentType, MetricSpec, PredefinedMetricType, ScalableTarget, ScalingPolicy,
+    ScheduledAction, StepAdjustment, StepScaling, SuspendedState, TargetTracking, TimingProfile,
+};
+pub use service::{DeploymentConfiguration, Service, TaskDefinition, TaskDefinitionRevision};
+pub use task::{StopReason, Task, TaskId, TaskState};

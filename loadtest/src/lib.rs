@@ -1,1 +1,33 @@
-//! placeholder
+//! scalegate's load tester: honest open-loop load, trace replay, reports and elasticity metrics.
+//!
+//! This crate owns everything `scalegate loadtest` and `scalegate workload` do. It sits outside
+//! scalegate's one-way data flow (config → discovery → target groups → proxy → metrics →
+//! autoscaler → backend → discovery) and measures it from the client's side: load goes in
+//! through the proxy, and the report compares demand with the supply of tasks the autoscaler
+//! provided.
+//!
+//! - [`schedule`]: what rate to offer when ([`Schedule`], [`Stage`]) and under which
+//!   [`LoadModel`].
+//! - [`trace`]: reading per-interval request-count CSVs such as the World Cup 1998 trace.
+//! - [`threshold`]: k6-style pass/fail [`Threshold`]s (`p99<50ms`, `errors<0.1%`).
+//! - [`report`]: the [`RunReport`] a run produces, its per-second timeline and error classes.
+//! - [`elasticity`]: SPEC Research Group's [`ElasticityMetrics`] from demand and supply curves.
+//! - [`workload`]: the behaviour knobs of the workload server tasks run.
+//!
+//! Status: interface sketch; issue 6 implements the generator, reports and charts, issue 5 the
+//! workload server. The pure pieces everything else builds on — schedule rates, trace parsing,
+//! threshold parsing, elasticity arithmetic — are implemented and unit-tested here.
+#![forbid(unsafe_code)]
+
+pub mod elasticity;
+pub mod report;
+pub mod schedule;
+pub mod threshold;
+pub mod trace;
+pub mod workload;
+
+pub use elasticity::ElasticityMetrics;
+pub use report::{ErrorClass, LatencySummary, RunReport, TimelinePoint};
+pub use schedule::{LoadModel, Schedule, Stage, TraceReplay};
+pub use threshold::{Threshold, ThresholdMetric};
+pub use trace::{parse_trace, TraceColumns, TraceError, TraceRow};

@@ -1,0 +1,124 @@
+//! What a target group watches, and how a watch treats time and failure.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a target group's targets come from.
+///
+/// Static targets already live in the config (`targets:`); the other sources are what issue 4
+/// adds. A source names *what* to watch; the watcher decides *when* (from TTLs) and applies the
+/// [`FailurePolicy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A YAML or JSON list of targets, re-read when the file changes.
+    File(PathBuf),
+    /// A/AAAA records of `name`, each address with `port`: Docker's embedded DNS, Cloud Map
+    /// `awsvpc` services, or the embedded registry's `name.namespace`.
+    Address {
+        /// The DNS name.
+        name: String,
+        /// Port to pair with every address (A records carry none).
+        port: u16,
+    },
+    /// SRV records of `_service._tcp.name`: each record's port and target host (resolved through
+    /// the additional section or a follow-up A/AAAA query). Cloud Map `bridge`/`host` services
+    /// publish only SRV.
+    Srv {
+        /// The full SRV name, `_service._tcp.name`.
+        name: String,
+    },
+}
+
+/// Which name servers to ask.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ResolverSpec {
+    /// The system's resolver configuration (`/etc/resolv.conf`).
+    #[default]
+    System,
+    /// These servers, UDP with TCP fallback on truncation.
+    NameServers(Vec<SocketAddr>),
+}
+
+/// Bounds on how often a DNS source re-resolves.
+///
+/// Refresh follows the records' TTL, but a TTL of 0 would make a watcher spin and a TTL of a day
+/// would hide a scale-out for a day, so the TTL is clamped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlBounds {
+    /// Shortest interval between two queries.
+    pub min: Duration,
+    /// Longest interval between two queries.
+    pub max: Duration,
+}
+
+impl Default for TtlBounds {
+    /// 1 s to 300 s: fast enough to follow a scale-out, bounded for zero-TTL records.
+    fn default() -> Self {
+        TtlBounds {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl TtlBounds {
+    /// When to query again after an answer whose lowest record TTL is `ttl`.
+    pub fn clamp(&self, ttl: Duration) -> Duration {
+        ttl.clamp(self.min, self.max.max(self.min))
+    }
+}
+
+/// What a DNS source does when an answer is missing or suspicious.
+///
+/// A resolver outage must not empty a target group: losing DNS for a minute should not become
+/// an outage of the service behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// On timeout, SERVFAIL or an empty answer during an outage, keep the last known good
+    /// targets (`true`, the default) rather than remove them.
+    pub keep_last_known: bool,
+    /// How many consecutive NXDOMAIN answers, for a name that existed, before its targets are
+    /// removed; one bad answer must not empty a group. Default 3.
+    pub nxdomain_removal_after: u32,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            keep_last_known: true,
+            nxdomain_removal_after: 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_clamped_into_bounds() {
+        let bounds = TtlBounds::default();
+        assert_eq!(bounds.clamp(Duration::ZERO), Duration::from_secs(1));
+        assert_eq!(
+            bounds.clamp(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            bounds.clamp(Duration::from_secs(86_400)),
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn inverted_bounds_do_not_panic() {
+        let bounds = TtlBounds {
+            min: Duration::from_secs(10),
+            max: Duration::from_secs(5),
+        };
+        assert_eq!(
+            bounds.clamp(Duration::from_secs(1)),
+            Duration::from_secs(10)
+        );
+    }
+}
