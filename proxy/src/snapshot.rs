@@ -121,7 +121,7 @@ impl SharedState {
     pub fn compile(
         config: &Config,
         previous: Option<&SharedState>,
-        metrics: &Metrics,
+        metrics: &Arc<Metrics>,
         workers: usize,
         access_log: Option<AccessLogger>,
     ) -> Result<SharedState, String> {
@@ -138,7 +138,11 @@ impl SharedState {
             let settings = ClientSettings::new(group, load_balancer.idle_timeout);
             let clients = match reusable.get(group.name.as_str()) {
                 Some((old, clients)) if **old == settings => Arc::clone(clients),
-                _ => Arc::new((0..workers.max(1)).map(|_| settings.build()).collect()),
+                _ => Arc::new(
+                    (0..workers.max(1))
+                        .map(|_| settings.build(metrics, &group.name))
+                        .collect(),
+                ),
             };
             let mut targets = Vec::with_capacity(group.targets.len());
             for target in &group.targets {

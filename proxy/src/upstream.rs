@@ -4,10 +4,20 @@
 //! that worker's own idle connections and never hand a request to another thread's connection
 //! task. The pool is keyed by target address.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::Uri;
+use hyper_rustls::MaybeHttpsStream;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
 use crate::body::RequestBody;
+use crate::metrics::{ConnectionGuard, Metrics};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -18,7 +28,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use scalegate_config::{ProtocolVersion, TargetGroup};
 
 /// The pooled HTTP(S) client used to reach one target group's targets.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+pub type UpstreamClient = Client<CountingConnector, RequestBody>;
 
 /// The settings that decide how a client is built: a reload that leaves them unchanged keeps
 /// the old clients, and with them their warm idle connections.
@@ -42,8 +52,8 @@ impl ClientSettings {
     }
 
     /// Builds a client; HTTPS targets are not verified, as ALB does not verify target
-    /// certificates.
-    pub fn build(&self) -> UpstreamClient {
+    /// certificates. New connections are counted per target in `metrics`.
+    pub fn build(&self, metrics: &Arc<Metrics>, target_group: &str) -> UpstreamClient {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -71,7 +81,103 @@ impl ClientSettings {
             .pool_idle_timeout(self.idle_timeout)
             .pool_max_idle_per_host(self.max_idle_per_target)
             .http2_only(self.protocol_version == ProtocolVersion::Http2);
-        client.build(connector)
+        client.build(CountingConnector {
+            inner: connector,
+            metrics: Arc::clone(metrics),
+            target_group: Arc::from(target_group),
+        })
+    }
+}
+
+/// Opens target connections through the HTTP(S) connector and keeps each one counted in its
+/// target's active and new connection metrics (ALB's `ActiveConnectionCount` and
+/// `NewConnectionCount` include load balancer → target connections).
+#[derive(Clone)]
+pub struct CountingConnector {
+    inner: HttpsConnector<HttpConnector>,
+    metrics: Arc<Metrics>,
+    target_group: Arc<str>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for CountingConnector {
+    type Response = CountedConnection<MaybeHttpsStream<TokioIo<TcpStream>>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let target = uri
+            .authority()
+            .map(|authority| authority.as_str().to_owned());
+        let connecting = self.inner.call(uri);
+        let metrics = Arc::clone(&self.metrics);
+        let target_group = Arc::clone(&self.target_group);
+        Box::pin(async move {
+            let io = connecting.await?;
+            let guard =
+                target.map(|target| metrics.target(&target_group, &target).connection_opened());
+            Ok(CountedConnection { io, _guard: guard })
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A target connection that stays in the active-connections gauge until it closes.
+    pub struct CountedConnection<T> {
+        #[pin]
+        io: T,
+        _guard: Option<ConnectionGuard>,
+    }
+}
+
+impl<T: Connection> Connection for CountedConnection<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl<T: hyper::rt::Read> hyper::rt::Read for CountedConnection<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write> hyper::rt::Write for CountedConnection<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
     }
 }
 
