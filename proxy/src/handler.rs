@@ -89,11 +89,11 @@ async fn serve(
     match action {
         CompiledAction::FixedResponse(fixed) => {
             listener.metrics.fixed_response();
-            let mut response = Response::new(ProxyBody::full(fixed.body.clone()));
-            *response.status_mut() = fixed.status;
+            let mut response = Response::new(ProxyBody::full(fixed.body()));
+            *response.status_mut() = fixed.status();
             response
                 .headers_mut()
-                .insert(header::CONTENT_TYPE, fixed.content_type.clone());
+                .insert(header::CONTENT_TYPE, fixed.content_type().clone());
             response
         }
         CompiledAction::Redirect(redirect) => {
@@ -102,7 +102,11 @@ async fn serve(
                 .unwrap_or(&listener.shared.load_balancer.name);
             let host = host.to_ascii_lowercase();
             let target = RedirectRequest {
-                protocol: if context.tls { "https" } else { "http" },
+                protocol: if context.tls {
+                    scalegate_config::Protocol::Https
+                } else {
+                    scalegate_config::Protocol::Http
+                },
                 host: &host,
                 port: listener.port,
                 path: request.uri().path(),
@@ -112,7 +116,7 @@ async fn serve(
                 Ok(location) => {
                     listener.metrics.redirect();
                     let mut response = Response::new(ProxyBody::empty());
-                    *response.status_mut() = redirect.status;
+                    *response.status_mut() = redirect.status();
                     response.headers_mut().insert(header::LOCATION, location);
                     response
                 }
@@ -226,7 +230,7 @@ async fn forward(
                 }
             }
             headers::remove_hop_by_hop(response.headers_mut(), upgraded);
-            for cookie in choice.set_cookies {
+            for cookie in choice.set_cookie.into_iter().flatten() {
                 response.headers_mut().append(header::SET_COOKIE, cookie);
             }
             response.map(ProxyBody::from)

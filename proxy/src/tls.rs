@@ -38,7 +38,7 @@ impl ResolvesServerCert for SniResolver {
 fn certified_key(files: &CertificateFiles) -> Result<(Arc<CertifiedKey>, Vec<String>), String> {
     let loaded = scalegate_config::load_certificate(files)?;
     let signing_key =
-        rustls::crypto::ring::sign::any_supported_type(&loaded.private_key).map_err(|error| {
+        rustls::crypto::ring::sign::any_supported_type(&loaded.key).map_err(|error| {
             format!(
                 "{}: unsupported private key: {error}",
                 files.private_key.display()
