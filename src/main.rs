@@ -236,9 +236,7 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(serve_admin(
             admin,
-            AdminState {
-                metrics: Arc::clone(&metrics),
-            },
+            AdminState::new(Arc::clone(&metrics)),
             async move {
                 let _ = admin_stopped.await;
             },

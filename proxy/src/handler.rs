@@ -88,7 +88,7 @@ async fn serve(
     // Phase 3 and 4: act and respond.
     match action {
         CompiledAction::FixedResponse(fixed) => {
-            listener.metrics.fixed_response();
+            listener.metrics.fixed_response(fixed.status().as_u16());
             let mut response = Response::new(ProxyBody::full(fixed.body()));
             *response.status_mut() = fixed.status();
             response
@@ -114,7 +114,7 @@ async fn serve(
             };
             match redirect.location(&target) {
                 Ok(location) => {
-                    listener.metrics.redirect();
+                    listener.metrics.redirect(redirect.status().as_u16());
                     let mut response = Response::new(ProxyBody::empty());
                     *response.status_mut() = redirect.status();
                     response.headers_mut().insert(header::LOCATION, location);

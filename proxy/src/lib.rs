@@ -7,6 +7,7 @@
 //! swapping it in, so a bad reload changes nothing.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod actions;
 pub mod admin;
 pub mod body;

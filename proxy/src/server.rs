@@ -250,7 +250,7 @@ async fn serve_connection(
 ) {
     let _counted = Counted::new(&context.connections);
     let runtime = context.listener.load_full();
-    runtime.metrics.connection_opened();
+    let _connection_metrics = runtime.metrics.connection_opened();
     let settings = &runtime.shared.load_balancer;
     match &runtime.tls {
         None => {
@@ -272,17 +272,16 @@ async fn serve_connection(
                     drive(tls, peer, worker, true, mode, &runtime, &context).await;
                 }
                 Ok(Err(error)) => {
-                    runtime.metrics.tls_negotiation_error();
+                    runtime.metrics.client_tls_negotiation_error();
                     tracing::debug!(%peer, %error, "TLS handshake failed");
                 }
                 Err(_) => {
-                    runtime.metrics.tls_negotiation_error();
+                    runtime.metrics.client_tls_negotiation_error();
                     tracing::debug!(%peer, "TLS handshake timed out");
                 }
             }
         }
     }
-    runtime.metrics.connection_closed();
 }
 
 #[derive(Clone, Copy)]
