@@ -64,55 +64,43 @@ async fn redirects_build_exact_locations() {
     let base = format!("http://{address}");
     let http = client();
 
-    // `/old/*` → `/new/#{path}`: protocol, host, port and query are kept.
-    let response = http
-        .get(format!("{base}/old/a/b?x=1&y=2"))
-        .header("host", "Shop.Example.com")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 301);
-    assert_eq!(
-        response.headers()["location"],
-        format!("http://shop.example.com:{port}/new/old/a/b?x=1&y=2").as_str()
-    );
+    let redirect = |path: &str, host: &str| {
+        let request = http.get(format!("{base}{path}")).header("host", host);
+        async move {
+            let response = request.send().await.expect("redirect answered");
+            let location = response.headers()["location"].to_str().unwrap().to_string();
+            (response.status().as_u16(), location)
+        }
+    };
 
+    // `/old/*` → `/new/#{path}`: protocol, host (lower-cased), port and query are kept.
+    assert_eq!(
+        redirect("/old/a/b?x=1&y=2", "Shop.Example.com").await,
+        (
+            301,
+            format!("http://shop.example.com:{port}/new/old/a/b?x=1&y=2")
+        )
+    );
     // No query: no `?`.
-    let response = http
-        .get(format!("{base}/old/z"))
-        .header("host", "example.com")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        response.headers()["location"],
-        format!("http://example.com:{port}/new/old/z").as_str()
+        redirect("/old/z", "example.com").await,
+        (301, format!("http://example.com:{port}/new/old/z"))
     );
-
     // HTTP → HTTPS on 443: the canonical form has no port.
-    let response = http
-        .get(format!("{base}/secure/login?next=/home"))
-        .header("host", "example.com")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
     assert_eq!(
-        response.headers()["location"],
-        "https://example.com/secure/login?next=/home"
+        redirect("/secure/login?next=/home", "example.com").await,
+        (
+            302,
+            "https://example.com/secure/login?next=/home".to_string()
+        )
     );
-
     // Host and query built from placeholders.
-    let response = http
-        .get(format!("{base}/elsewhere?a=b"))
-        .header("host", "example.com")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
     assert_eq!(
-        response.headers()["location"],
-        format!("http://www.example.com:{port}/elsewhere?from=elsewhere&a=b").as_str()
+        redirect("/elsewhere?a=b", "example.com").await,
+        (
+            302,
+            format!("http://www.example.com:{port}/elsewhere?from=elsewhere&a=b")
+        )
     );
 }
 

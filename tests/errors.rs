@@ -152,40 +152,31 @@ fn still_serving(setup: &Setup) {
     );
 }
 
-#[test]
-fn single_header_over_16k_is_431_and_the_proxy_keeps_serving() {
+/// Sends a raw request head that must be refused with 431, then checks the proxy still serves.
+fn assert_431_then_serving(head: &str, what: &str) {
     let setup = setup();
     let address = setup.gate.listener_address("web");
-    // One 20 KB header (ALB's single-header limit is 16 KB).
-    let big = "a".repeat(20 * 1024);
-    let request = format!("GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: {big}\r\n\r\n");
+    let request = format!("GET / HTTP/1.1\r\nHost: example.com\r\n{head}\r\n");
     let response = raw_exchange(address, request.as_bytes());
-    assert_eq!(
-        raw_status(&response),
-        Some(431),
-        "20 KB header: {response:.200}"
-    );
+    assert_eq!(raw_status(&response), Some(431), "{what}: {response:.200}");
     still_serving(&setup);
 }
 
 #[test]
+fn single_header_over_16k_is_431_and_the_proxy_keeps_serving() {
+    // One 20 KB header (ALB's single-header limit is 16 KB).
+    let big = "a".repeat(20 * 1024);
+    assert_431_then_serving(&format!("X-Big: {big}\r\n"), "20 KB header");
+}
+
+#[test]
 fn request_head_over_64k_is_431_and_the_proxy_keeps_serving() {
-    let setup = setup();
-    let address = setup.gate.listener_address("web");
     // A 70 KB head made of headers that are each under the single-header limit.
-    let mut request = String::from("GET / HTTP/1.1\r\nHost: example.com\r\n");
     let chunk = "b".repeat(7 * 1024);
-    for i in 0..10 {
-        request.push_str(&format!("X-Part-{i}: {chunk}\r\n"));
-    }
-    request.push_str("\r\n");
-    let response = raw_exchange(address, request.as_bytes());
-    assert_eq!(
-        raw_status(&response),
-        Some(431),
-        "70 KB head: {response:.200}"
-    );
-    still_serving(&setup);
+    let head: String = (0..10)
+        .map(|i| format!("X-Part-{i}: {chunk}\r\n"))
+        .collect();
+    assert_431_then_serving(&head, "70 KB head");
 }
 
 #[test]
