@@ -156,7 +156,7 @@ fn still_serving(setup: &Setup) {
 fn assert_431_then_serving(head: &str, what: &str) {
     let setup = setup();
     let address = setup.gate.listener_address("web");
-    let request = format!("GET / HTTP/1.1\r\nHost: example.com\r\n{head}\r\n");
+    let request = format!("GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n{head}\r\n");
     let response = raw_exchange(address, request.as_bytes());
     assert_eq!(raw_status(&response), Some(431), "{what}: {response:.200}");
     still_serving(&setup);

@@ -30,6 +30,9 @@ use crate::snapshot::{ListenerRuntime, TargetGroupRuntime};
 
 /// ALB's limit on the request line (method, target and version).
 pub const MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
+/// ALB's limit on one header field (name, `: ` and value); the parser only bounds the whole
+/// head (64 KB), so this one is checked here.
+pub const MAX_HEADER_FIELD_BYTES: usize = 16 * 1024;
 
 /// What every request on one client connection shares.
 pub struct ConnectionContext {
@@ -143,6 +146,13 @@ fn refuse(request: &Request<Incoming>) -> Option<StatusCode> {
         .map_or(0, |pq| pq.as_str().len());
     if target_length + request.method().as_str().len() + 10 > MAX_REQUEST_LINE_BYTES {
         return Some(StatusCode::URI_TOO_LONG);
+    }
+    if request
+        .headers()
+        .iter()
+        .any(|(name, value)| name.as_str().len() + 2 + value.len() > MAX_HEADER_FIELD_BYTES)
+    {
+        return Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
     }
     if headers::forwarded_for_count(request.headers()) > headers::MAX_FORWARDED_FOR_ADDRESSES {
         return Some(StatusCode::from_u16(463).expect("463 is a valid status"));
