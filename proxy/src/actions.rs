@@ -635,9 +635,13 @@ mod tests {
         GROUPS.iter().position(|group| *group == name)
     }
 
-    fn weighted(weights: &[(&str, u32)], stickiness_seconds: Option<u64>) -> CompiledForward {
-        let action = ForwardAction {
-            target_group: None,
+    fn forward_action(
+        single: Option<&str>,
+        weights: &[(&str, u32)],
+        stickiness_seconds: Option<u64>,
+    ) -> ForwardAction {
+        ForwardAction {
+            target_group: single.map(str::to_string),
             target_groups: weights
                 .iter()
                 .map(|(name, weight)| WeightedTargetGroup {
@@ -649,7 +653,11 @@ mod tests {
                 enabled: true,
                 duration_seconds,
             }),
-        };
+        }
+    }
+
+    fn weighted(weights: &[(&str, u32)], stickiness_seconds: Option<u64>) -> CompiledForward {
+        let action = forward_action(None, weights, stickiness_seconds);
         CompiledForward::compile(&action, &group_index).expect("forward compiles")
     }
 
@@ -663,13 +671,22 @@ mod tests {
         HeaderValue::from_str(text.split(';').next().unwrap()).unwrap()
     }
 
+    fn test_now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    /// Lets `forward` issue a cookie at `now` (`u32::MAX` draws green, the last weighted group)
+    /// and returns it as a request `Cookie` header.
+    fn cookie_pinning_green(forward: &CompiledForward, now: SystemTime) -> HeaderValue {
+        let choice = forward.choose_at(no_cookies(), u32::MAX, now);
+        assert_eq!(choice.target_group, 1);
+        let [plain, _] = choice.set_cookie.expect("cookies issued");
+        as_request_cookie(&plain)
+    }
+
     #[test]
     fn single_target_group() {
-        let action = ForwardAction {
-            target_group: Some("green".into()),
-            target_groups: vec![],
-            stickiness: None,
-        };
+        let action = forward_action(Some("green"), &[], None);
         let forward = CompiledForward::compile(&action, &group_index).unwrap();
         for random in [0, u32::MAX / 2, u32::MAX] {
             let choice = forward.choose(no_cookies(), random);
@@ -702,81 +719,25 @@ mod tests {
     #[test]
     fn forward_compile_errors() {
         let bad = [
-            ForwardAction {
-                target_group: None,
-                target_groups: vec![],
-                stickiness: None,
-            },
-            ForwardAction {
-                target_group: Some("blue".into()),
-                target_groups: vec![WeightedTargetGroup {
-                    name: "green".into(),
-                    weight: 1,
-                }],
-                stickiness: None,
-            },
-            ForwardAction {
-                target_group: Some("nope".into()),
-                target_groups: vec![],
-                stickiness: None,
-            },
-            ForwardAction {
-                target_group: None,
-                target_groups: vec![
-                    WeightedTargetGroup {
-                        name: "blue".into(),
-                        weight: 0,
-                    },
-                    WeightedTargetGroup {
-                        name: "green".into(),
-                        weight: 0,
-                    },
-                ],
-                stickiness: None,
-            },
-            ForwardAction {
-                target_group: None,
-                target_groups: vec![WeightedTargetGroup {
-                    name: "blue".into(),
-                    weight: 1000,
-                }],
-                stickiness: None,
-            },
-            ForwardAction {
-                target_group: None,
-                target_groups: vec![
-                    WeightedTargetGroup {
-                        name: "blue".into(),
-                        weight: 1,
-                    },
-                    WeightedTargetGroup {
-                        name: "blue".into(),
-                        weight: 1,
-                    },
-                ],
-                stickiness: None,
-            },
-            ForwardAction {
-                target_group: Some("blue".into()),
-                target_groups: vec![],
-                stickiness: Some(TargetGroupStickiness {
-                    enabled: true,
-                    duration_seconds: 0,
-                }),
-            },
+            forward_action(None, &[], None),
+            forward_action(Some("blue"), &[("green", 1)], None),
+            forward_action(Some("nope"), &[], None),
+            forward_action(None, &[("blue", 0), ("green", 0)], None),
+            forward_action(None, &[("blue", 1000)], None),
+            forward_action(None, &[("blue", 1), ("blue", 1)], None),
+            forward_action(Some("blue"), &[], Some(0)),
+            forward_action(Some("blue"), &[], Some(604_801)),
         ];
         for action in bad {
-            assert!(
-                CompiledForward::compile(&action, &group_index).is_err(),
-                "{action:?}"
-            );
+            let compiled = CompiledForward::compile(&action, &group_index);
+            assert!(compiled.is_err(), "{action:?}");
         }
     }
 
     #[test]
     fn stickiness_issues_cookies_and_pins_the_group() {
         let forward = weighted(&[("blue", 1), ("green", 1)], Some(3600));
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let now = test_now();
         let first = forward.choose_at(no_cookies(), u32::MAX, now);
         assert_eq!(first.target_group, 1);
         assert_eq!(first.stickiness, GroupStickiness::NewSession);
@@ -812,12 +773,8 @@ mod tests {
     #[test]
     fn expired_cookie_rebalances() {
         let forward = weighted(&[("blue", 1), ("green", 1)], Some(60));
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let [plain, _] = forward
-            .choose_at(no_cookies(), u32::MAX, now)
-            .set_cookie
-            .unwrap();
-        let cookie = as_request_cookie(&plain);
+        let now = test_now();
+        let cookie = cookie_pinning_green(&forward, now);
         let late = now + Duration::from_secs(61);
         let choice = forward.choose_at([&cookie].into_iter(), 0, late);
         assert_eq!(choice.target_group, 0);
@@ -828,12 +785,9 @@ mod tests {
     #[test]
     fn tampered_or_foreign_cookies_are_invalid() {
         let forward = weighted(&[("blue", 1), ("green", 1)], Some(3600));
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let [plain, _] = forward
-            .choose_at(no_cookies(), u32::MAX, now)
-            .set_cookie
-            .unwrap();
-        let genuine = as_request_cookie(&plain).to_str().unwrap().to_string();
+        let now = test_now();
+        let genuine = cookie_pinning_green(&forward, now);
+        let genuine = genuine.to_str().unwrap();
         let value = genuine.strip_prefix("AWSALBTG=").unwrap();
         // Point the cookie at blue while keeping green's hash; and push the expiry out.
         let to_blue = format!("AWSALBTG={}{}", &value[..32], hex_of("blue"));
@@ -862,12 +816,8 @@ mod tests {
     #[test]
     fn cookie_for_zero_weight_group_rebalances() {
         let before = weighted(&[("blue", 1), ("green", 1)], Some(3600));
-        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let [plain, _] = before
-            .choose_at(no_cookies(), u32::MAX, now)
-            .set_cookie
-            .unwrap();
-        let cookie = as_request_cookie(&plain);
+        let now = test_now();
+        let cookie = cookie_pinning_green(&before, now);
         let after = weighted(&[("blue", 1), ("green", 0)], Some(3600));
         let choice = after.choose_at([&cookie].into_iter(), u32::MAX, now);
         assert_eq!(choice.target_group, 0);

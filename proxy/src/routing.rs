@@ -139,3 +139,134 @@ impl ListenerRoutes {
             .chain(std::iter::once(&self.default_action))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+    use scalegate_config::{Condition, FixedResponseAction, ForwardAction, Rule};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn fixed(status_code: u16) -> Action {
+        Action::FixedResponse(FixedResponseAction {
+            status_code,
+            content_type: None,
+            message_body: String::new(),
+        })
+    }
+
+    fn path_rule(priority: u32, pattern: &str, status_code: u16) -> Rule {
+        Rule {
+            priority,
+            conditions: vec![Condition::PathPattern(vec![pattern.into()])],
+            action: fixed(status_code),
+        }
+    }
+
+    fn listener(rules: Vec<Rule>) -> Listener {
+        Listener {
+            name: None,
+            protocol: Protocol::Http,
+            address: "127.0.0.1:0".parse().unwrap(),
+            http2_prior_knowledge: false,
+            tls: None,
+            rules,
+            default_action: fixed(404),
+        }
+    }
+
+    fn no_groups(_: &str) -> Option<usize> {
+        None
+    }
+
+    fn route_status(routes: &ListenerRoutes, path: &str) -> (u16, u32) {
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            method: "GET",
+            host: Some("example.com"),
+            path,
+            query: None,
+            headers: &headers,
+            peer_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let matched = routes.route(&facts);
+        match matched.action {
+            CompiledAction::FixedResponse(fixed) => {
+                (fixed.status().as_u16(), matched.matched_rule_priority)
+            }
+            other => panic!("unexpected action {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lowest_priority_wins_even_when_listed_later() {
+        let routes = ListenerRoutes::compile(
+            &listener(vec![
+                path_rule(20, "/api/*", 200),
+                path_rule(5, "/api/admin/*", 403),
+                path_rule(10, "/api/*", 201),
+            ]),
+            &no_groups,
+        )
+        .unwrap();
+        assert_eq!(route_status(&routes, "/api/admin/x"), (403, 5));
+        assert_eq!(route_status(&routes, "/api/users"), (201, 10));
+    }
+
+    #[test]
+    fn default_action_has_priority_zero() {
+        let routes =
+            ListenerRoutes::compile(&listener(vec![path_rule(1, "/a", 200)]), &no_groups).unwrap();
+        assert_eq!(route_status(&routes, "/b"), (404, 0));
+        let empty = ListenerRoutes::compile(&listener(vec![]), &no_groups).unwrap();
+        assert_eq!(route_status(&empty, "/"), (404, 0));
+        assert_eq!(empty.actions().count(), 1);
+    }
+
+    #[test]
+    fn compile_errors_name_the_rule() {
+        let duplicate = listener(vec![path_rule(7, "/a", 200), path_rule(7, "/b", 200)]);
+        assert!(ListenerRoutes::compile(&duplicate, &no_groups)
+            .unwrap_err()
+            .contains('7'));
+        let zero = listener(vec![path_rule(0, "/a", 200)]);
+        assert!(ListenerRoutes::compile(&zero, &no_groups).is_err());
+        let too_high = listener(vec![path_rule(50_001, "/a", 200)]);
+        assert!(ListenerRoutes::compile(&too_high, &no_groups).is_err());
+        let mut unknown_group = listener(vec![]);
+        unknown_group.default_action = Action::Forward(ForwardAction {
+            target_group: Some("missing".into()),
+            target_groups: vec![],
+            stickiness: None,
+        });
+        let error = ListenerRoutes::compile(&unknown_group, &no_groups).unwrap_err();
+        assert!(error.contains("default action"), "{error}");
+    }
+
+    #[test]
+    fn forward_actions_resolve_group_indices() {
+        let mut with_forward = listener(vec![]);
+        with_forward.default_action = Action::Forward(ForwardAction {
+            target_group: Some("web".into()),
+            target_groups: vec![],
+            stickiness: None,
+        });
+        let routes =
+            ListenerRoutes::compile(&with_forward, &|name| (name == "web").then_some(3)).unwrap();
+        let headers = HeaderMap::new();
+        let facts = RequestFacts {
+            method: "GET",
+            host: None,
+            path: "/",
+            query: None,
+            headers: &headers,
+            peer_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        let matched = routes.route(&facts);
+        assert_eq!(matched.action.log_name(), "forward");
+        let CompiledAction::Forward(forward) = matched.action else {
+            panic!("not forward")
+        };
+        assert_eq!(forward.choose(std::iter::empty(), 12345).target_group, 3);
+    }
+}
