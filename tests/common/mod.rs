@@ -1,0 +1,616 @@
+//! Harness for black-box tests of the `scalegate` binary: start it on loopback with port 0,
+//! read the bound ports from its JSON log, talk to it with real clients, stop it on drop.
+//!
+//! Every wait is a poll with a deadline; nothing sleeps to synchronise.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+/// How long the binary may take to start listening.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_scalegate")
+}
+
+/// Polls `condition` every 10 ms until it is true or `deadline` passes; returns whether it
+/// became true.
+pub fn poll_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Async variant of [`poll_until`].
+pub async fn poll_until_async<F, Fut>(deadline: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A running `scalegate run` process.
+pub struct Scalegate {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    logs: Arc<Mutex<Vec<Value>>>,
+    raw: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scalegate {
+    /// Writes `yaml` to a temp dir, starts the binary and waits until the admin listener (and
+    /// so every listener, which are bound before it) is up. Panics with the log on failure.
+    pub fn start(yaml: &str) -> Scalegate {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, yaml)
+    }
+
+    /// Like [`Scalegate::start`], in a directory the caller already filled (certificates).
+    pub fn start_in(dir: tempfile::TempDir, yaml: &str) -> Scalegate {
+        let config = dir.path().join("scalegate.yaml");
+        std::fs::write(&config, yaml).expect("config written");
+        let mut child = Command::new(binary())
+            .args(["--log-format", "json", "run", "-c"])
+            .arg(&config)
+            .args(["--shutdown-grace-seconds", "2"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("scalegate starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        {
+            let logs = Arc::clone(&logs);
+            let raw = Arc::clone(&raw);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                        logs.lock().unwrap().push(value);
+                    }
+                    raw.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut gate = Scalegate {
+            child: Some(child),
+            dir,
+            config,
+            logs,
+            raw,
+        };
+        let started = poll_until(START_DEADLINE, || {
+            gate.has_log(|line| line["message"] == "admin listening") || gate.exited()
+        });
+        if !started || gate.exited() {
+            panic!(
+                "scalegate did not start within {START_DEADLINE:?}; log:\n{}",
+                gate.log_text()
+            );
+        }
+        gate
+    }
+
+    fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+            None => true,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The temp directory holding the config (put certificates here).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of the config file the process runs with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Every JSON log line so far.
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The raw stderr so far, for failure messages.
+    pub fn log_text(&self) -> String {
+        self.raw.lock().unwrap().join("\n")
+    }
+
+    /// Whether a log line matching `predicate` was written.
+    pub fn has_log(&self, predicate: impl Fn(&Value) -> bool) -> bool {
+        self.logs.lock().unwrap().iter().any(predicate)
+    }
+
+    /// How many log lines match `predicate`.
+    pub fn count_logs(&self, predicate: impl Fn(&Value) -> bool) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| predicate(l))
+            .count()
+    }
+
+    /// Waits for a log line matching `predicate`; panics with the log if none comes in time.
+    pub fn wait_for_log(&self, predicate: impl Fn(&Value) -> bool, deadline: Duration) -> Value {
+        let mut found = None;
+        poll_until(deadline, || {
+            found = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| predicate(l))
+                .cloned();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "no matching log line within {deadline:?}; log:\n{}",
+                self.log_text()
+            )
+        })
+    }
+
+    /// Waits until at least `count` lines match `predicate`.
+    pub fn wait_for_log_count(
+        &self,
+        predicate: impl Fn(&Value) -> bool,
+        count: usize,
+        deadline: Duration,
+    ) {
+        if !poll_until(deadline, || self.count_logs(&predicate) >= count) {
+            panic!(
+                "expected {count} matching log lines within {deadline:?}; log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    /// The address the named listener bound (the latest `listening` line for it).
+    pub fn listener_address(&self, name: &str) -> SocketAddr {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|l| l["message"] == "listening" && l["listener"] == name)
+            .and_then(|l| l["address"].as_str()?.parse().ok())
+            .unwrap_or_else(|| panic!("no listener {name} in the log:\n{}", self.log_text()))
+    }
+
+    /// `http://127.0.0.1:PORT` of the named listener.
+    pub fn url(&self, listener: &str) -> String {
+        format!("http://{}", self.listener_address(listener))
+    }
+
+    /// The admin listener's address.
+    pub fn admin_address(&self) -> SocketAddr {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l["message"] == "admin listening")
+            .and_then(|l| l["address"].as_str()?.parse().ok())
+            .expect("admin address logged")
+    }
+
+    /// Replaces the config file atomically (write then rename), which triggers a reload.
+    pub fn rewrite_config(&self, yaml: &str) {
+        let temp = self.dir.path().join(".scalegate.yaml.new");
+        std::fs::write(&temp, yaml).expect("new config written");
+        std::fs::rename(&temp, &self.config).expect("config replaced");
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn sighup(&self) {
+        signal(self.pid(), "HUP");
+    }
+
+    /// Reload outcomes logged so far: (`config reloaded`, rejected-or-failed).
+    pub fn reload_counts(&self) -> (usize, usize) {
+        let ok = self.count_logs(|l| l["message"] == "config reloaded");
+        let bad = self.count_logs(|l| {
+            l["message"].as_str().is_some_and(|m| {
+                m.starts_with("config reload rejected") || m.starts_with("config reload failed")
+            })
+        });
+        (ok, bad)
+    }
+
+    /// Stops the process with SIGTERM and waits for it (SIGKILL after 10 s); returns whether
+    /// it exited by itself.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        signal(child.id(), "TERM");
+        let exited = poll_until(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        exited
+    }
+}
+
+impl Drop for Scalegate {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends a signal with the `kill` utility (no libc dependency needed).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// A reqwest client for loopback: no proxies from the environment, no redirects followed.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client builds")
+}
+
+/// What a [`Backend`] echoes back.
+#[derive(Debug, Clone)]
+pub struct Echo {
+    pub status: u16,
+    pub json: Value,
+    pub response_headers: reqwest::header::HeaderMap,
+}
+
+impl Echo {
+    /// The backend id that answered.
+    pub fn backend(&self) -> &str {
+        self.json["backend"].as_str().unwrap_or("")
+    }
+
+    /// All values the target saw for header `name` (lower case).
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.json["headers"][name]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The single value the target saw for header `name`, if any.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values = self.header_values(name);
+        assert!(values.len() <= 1, "{name} repeated: {values:?}");
+        values.into_iter().next()
+    }
+}
+
+/// Sends `request` and decodes the backend's echo (panics if the answer is not an echo).
+pub async fn echo(request: reqwest::RequestBuilder) -> Echo {
+    let response = request.send().await.expect("request completes");
+    let status = response.status().as_u16();
+    let response_headers = response.headers().clone();
+    let text = response.text().await.expect("body read");
+    let json: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: not a backend echo: {text}"));
+    Echo {
+        status,
+        json,
+        response_headers,
+    }
+}
+
+/// A test target: an HTTP/1.1 + h2c (prior knowledge) server on 127.0.0.1:0 that echoes each
+/// request as JSON `{backend, method, path, query, version, headers, body}` with
+/// `x-backend: <id>`. Special paths: `/status/<code>`, `/sleep/<ms>`, `/ws` (upgrade: 101 then
+/// echoes bytes).
+pub struct Backend {
+    pub id: String,
+    pub address: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Backend {
+    /// Starts a backend on its own runtime (usable from sync and async tests alike).
+    pub fn start(id: &str) -> Backend {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("backend runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let address = listener.local_addr().expect("backend address");
+        let id_owned = id.to_string();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let id = id_owned.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let id = id.clone();
+                        async move { Ok::<_, Infallible>(answer(&id, request).await) }
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    let _ = builder
+                        .serve_connection_with_upgrades(
+                            hyper_util::rt::TokioIo::new(stream),
+                            service,
+                        )
+                        .await;
+                });
+            }
+        });
+        Backend {
+            id: id.to_string(),
+            address,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `127.0.0.1:PORT`, as a target in the config.
+    pub fn target(&self) -> String {
+        self.address.to_string()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn answer(id: &str, mut request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_string();
+    if path == "/ws" && request.headers().contains_key(hyper::header::UPGRADE) {
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = hyper_util::rt::TokioIo::new(upgraded);
+                let (mut reader, mut writer) = tokio::io::split(&mut io);
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("x-backend", id)
+            .body(Full::new(Bytes::new()))
+            .expect("101 builds");
+    }
+    let mut status = StatusCode::OK;
+    if let Some(code) = path.strip_prefix("/status/") {
+        status = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+    }
+    if let Some(ms) = path.strip_prefix("/sleep/") {
+        let ms = ms.parse::<u64>().unwrap_or(0).min(60_000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in request.headers() {
+        headers
+            .entry(name.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    let method = request.method().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let version = format!("{:?}", request.version());
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let echo = json!({
+        "backend": id,
+        "method": method,
+        "path": path,
+        "query": query,
+        "version": version,
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-backend", id)
+        .body(Full::new(Bytes::from(echo.to_string())))
+        .expect("echo builds")
+}
+
+/// A target that accepts TCP connections (the kernel completes the handshake into the
+/// backlog) and never answers.
+pub struct BlackHole {
+    _listener: std::net::TcpListener,
+    pub address: SocketAddr,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("black hole binds");
+        let address = listener.local_addr().expect("address");
+        BlackHole {
+            _listener: listener,
+            address,
+        }
+    }
+}
+
+/// A loopback port nothing listens on (bound, read, released): connecting is refused.
+pub fn refused_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// Sends raw bytes on a fresh TCP connection and reads until the peer closes or 10 s pass;
+/// returns what came back (lossy UTF-8). Write errors are ignored: the server may answer and
+/// close before reading everything.
+pub fn raw_exchange(address: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = stream.write_all(request);
+    let mut out = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buffer[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 response text (`HTTP/1.1 431 ...`).
+pub fn raw_status(response: &str) -> Option<u16> {
+    response
+        .strip_prefix("HTTP/1.")?
+        .get(2..5)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Fetches `/metrics` from the admin listener.
+pub async fn metrics_text(gate: &Scalegate) -> String {
+    let response = client()
+        .get(format!("http://{}/metrics", gate.admin_address()))
+        .send()
+        .await
+        .expect("metrics answer");
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("metrics body")
+}
+
+/// Sum of the samples of `name` whose labels include every `(label, value)` in `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = match line.rsplit_once(' ') {
+            Some(parts) => parts,
+            None => continue,
+        };
+        let (metric, label_text) = match series.split_once('{') {
+            Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if metric != name {
+            continue;
+        }
+        let all = labels
+            .iter()
+            .all(|(label, wanted)| label_text.contains(&format!("{label}=\"{wanted}\"")));
+        if all {
+            total += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+/// The `admin:` block every test config uses.
+pub const ADMIN: &str = "admin:\n  address: 127.0.0.1:0\n";
+
+/// Whether a third-party tool is on PATH.
+pub fn have_tool(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// For tools that may be skipped (promtool, h2load): true to run; false (with a message) to
+/// skip when `CI` is unset; panics when `CI` is set and the tool is missing.
+pub fn optional_tool(tool: &str) -> bool {
+    if have_tool(tool) {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is not installed; CI must install it (see scripts/test.sh)");
+    }
+    eprintln!("skipped: {tool} not installed");
+    false
+}
+
+/// For tools a test cannot do without (curl): panics with a clear message when missing.
+pub fn require_tool(tool: &str) {
+    assert!(
+        have_tool(tool),
+        "{tool} is not installed: apt-get install {tool} (scripts/test.sh does this in CI)"
+    );
+}

@@ -1,0 +1,155 @@
+//! HTTPS listeners (spec §1.1): certificate chosen by SNI, the default certificate for unknown
+//! names, ALPN h2.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+
+struct Pki {
+    /// (name, certificate PEM, certificate DER) for default, a and b.
+    certs: Vec<(String, String, Vec<u8>)>,
+}
+
+/// Writes three self-signed certificates (each its own CA) into `dir`.
+fn write_certificates(dir: &std::path::Path) -> Pki {
+    let mut certs = Vec::new();
+    for name in ["default.test", "a.test", "b.test"] {
+        let generated =
+            rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("certificate");
+        let pem = generated.cert.pem();
+        std::fs::write(dir.join(format!("{name}.crt")), &pem).unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.key")),
+            generated.key_pair.serialize_pem(),
+        )
+        .unwrap();
+        certs.push((name.to_string(), pem, generated.cert.der().to_vec()));
+    }
+    Pki { certs }
+}
+
+fn config() -> String {
+    format!(
+        r#"{ADMIN}listeners:
+  - name: secure
+    protocol: HTTPS
+    address: 127.0.0.1:0
+    tls:
+      default_certificate:
+        certificate: default.test.crt
+        private_key: default.test.key
+      certificates:
+        - certificate: a.test.crt
+          private_key: a.test.key
+        - certificate: b.test.crt
+          private_key: b.test.key
+    default_action:
+      fixed_response:
+        status_code: 200
+        content_type: text/plain
+        message_body: "secure"
+"#
+    )
+}
+
+fn start() -> (Scalegate, Pki) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = write_certificates(dir.path());
+    let gate = Scalegate::start_in(dir, &config());
+    (gate, pki)
+}
+
+/// Connects as `name` (DNS overridden to the listener) trusting only `trusted`; returns the
+/// peer certificate DER and the HTTP version.
+async fn fetch(
+    address: SocketAddr,
+    name: &str,
+    trusted: Option<&str>,
+) -> (Vec<u8>, reqwest::Version, String) {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .tls_info(true)
+        .resolve(name, address);
+    builder = match trusted {
+        Some(pem) => builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()),
+        None => builder.danger_accept_invalid_certs(true),
+    };
+    let http = builder.build().unwrap();
+    let response = http
+        .get(format!("https://{name}:{}/", address.port()))
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("https://{name}: {error:?}"));
+    let der = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("peer certificate")
+        .to_vec();
+    let version = response.version();
+    (der, version, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_selects_certificates_and_alpn_negotiates_h2() {
+    let (gate, pki) = start();
+    let address = gate.listener_address("secure");
+    let [default, a, b] = [&pki.certs[0], &pki.certs[1], &pki.certs[2]];
+
+    // Each SNI name gets its own certificate, verified against only that CA.
+    for cert in [a, b, default] {
+        let (der, version, body) = fetch(address, &cert.0, Some(&cert.1)).await;
+        assert_eq!(der, cert.2, "{} got the wrong certificate", cert.0);
+        assert_eq!(version, reqwest::Version::HTTP_2, "ALPN h2 for {}", cert.0);
+        assert_eq!(body, "secure");
+    }
+
+    // An unknown name gets the default certificate.
+    let (der, _, _) = fetch(address, "unknown.test", None).await;
+    assert_eq!(
+        der, default.2,
+        "an unknown SNI name gets the default certificate"
+    );
+}
+
+#[test]
+fn curl_verifies_sni_certificate_and_speaks_h2() {
+    require_tool("curl");
+    let (gate, _pki) = start();
+    let address = gate.listener_address("secure");
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--noproxy", "*", "--http2", "-w", " %{http_version}"])
+        .arg("--cacert")
+        .arg(gate.dir().join("b.test.crt"))
+        .arg("--resolve")
+        .arg(format!("b.test:{}:127.0.0.1", address.port()))
+        .arg(format!("https://b.test:{}/", address.port()))
+        .output()
+        .expect("curl runs");
+    assert!(
+        output.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "secure 2");
+
+    // a.test presented with b's CA only must fail verification: SNI really picks certificates.
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--noproxy", "*"])
+        .arg("--cacert")
+        .arg(gate.dir().join("b.test.crt"))
+        .arg("--resolve")
+        .arg(format!("a.test:{}:127.0.0.1", address.port()))
+        .arg(format!("https://a.test:{}/", address.port()))
+        .output()
+        .expect("curl runs");
+    assert!(
+        !output.status.success(),
+        "a.test must not verify with b's CA"
+    );
+}
