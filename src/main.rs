@@ -4,6 +4,12 @@
 
 mod reload;
 
+/// mimalloc instead of glibc malloc: the request path makes a few small allocations per
+/// request (hyper's futures, header values), and glibc's allocator showed as ~8% of proxy CPU
+/// in `perf` (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

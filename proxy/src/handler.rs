@@ -60,6 +60,9 @@ pub struct ConnectionContext {
     pub worker: usize,
     /// Set when the client spoke TLS to us.
     pub tls: Option<TlsInfo>,
+    /// The client's address as X-Forwarded-For shows it, without and with the port, formatted
+    /// once per connection rather than per request.
+    pub forwarded_for: [HeaderValue; 2],
     /// Requests being served on this connection; the idle timer only closes idle connections.
     pub in_flight: AtomicUsize,
 }
@@ -123,7 +126,7 @@ pub async fn handle(
     let response = serve(&context, &listener, request, &mut outcome, received_body).await;
 
     let status = response.status().as_u16();
-    let response_head_bytes = head_bytes(status.to_string().len(), response.headers());
+    let response_head_bytes = head_bytes(3, response.headers());
     let pending = logging.map(|(logger, mut entry, received_body)| {
         complete_entry(&mut entry, outcome, received, status);
         Box::new(PendingLogEntry {
@@ -416,8 +419,7 @@ fn rewrite_request_headers(
     headers::apply_forwarded_for(
         headers,
         settings.xff_mode,
-        context.peer,
-        settings.xff_client_port,
+        &context.forwarded_for[usize::from(settings.xff_client_port)],
     );
     headers.insert(
         &headers::X_FORWARDED_PROTO,
@@ -425,30 +427,32 @@ fn rewrite_request_headers(
     );
     headers.insert(&headers::X_FORWARDED_PORT, listener.forwarded_port.clone());
     let trace_id = headers::apply_trace_id(headers);
+    // The Host as received: the request target's authority (HTTP/2's :authority, or an
+    // absolute-form HTTP/1 target, which ALB prefers), else the first Host header. Cloning a
+    // HeaderValue only bumps a reference count.
+    let from_authority = parts.uri.authority().is_some();
     let incoming_host = match parts.uri.authority() {
-        Some(authority)
-            if parts.version == Version::HTTP_2 || !headers.contains_key(header::HOST) =>
-        {
-            Some(authority.as_str().to_string())
-        }
-        _ => headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .map(str::to_string),
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => headers.get(header::HOST).cloned(),
     };
     match incoming_host {
         Some(host) if settings.preserve_host_header => {
             if !headers.contains_key(header::HOST) {
-                if let Ok(value) = HeaderValue::from_str(&host) {
+                headers.insert(header::HOST, host);
+            }
+        }
+        Some(host) => match host.to_str() {
+            Ok(text) if headers::host_needs_rewrite(text, listener.port) => {
+                if let Some(value) = headers::rewritten_host(text, listener.port) {
                     headers.insert(header::HOST, value);
                 }
             }
-        }
-        Some(host) => {
-            if let Some(value) = headers::rewritten_host(&host, listener.port) {
-                headers.insert(header::HOST, value);
+            _ => {
+                if from_authority {
+                    headers.insert(header::HOST, host);
+                }
             }
-        }
+        },
         None => {
             headers.insert(header::HOST, settings.default_host.clone());
         }

@@ -41,6 +41,11 @@ pub fn forwarded_for_count(headers: &HeaderMap) -> usize {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list plus any named in
 /// `Connection`. On an upgrade request `Connection`/`Upgrade` are kept so the target sees it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Fast path: one pass over the names, comparing without hashing. Most messages carry
+    // none of these, and each `HeaderMap::remove` below hashes its key.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(connection) = headers.get(header::CONNECTION) {
         if connection.as_bytes().contains(&b',')
             || !is_standard_connection_token(connection.as_bytes())
@@ -70,49 +75,64 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     headers.remove(header::PROXY_AUTHORIZATION);
 }
 
+/// The fixed hop-by-hop names (RFC 9110 §7.6.1 and the historic `Keep-Alive` and
+/// `Proxy-Connection`).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::UPGRADE
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
 fn is_standard_connection_token(value: &[u8]) -> bool {
     value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
 }
 
-/// Applies X-Forwarded-For according to ALB's `xff_header_processing.mode`.
-pub fn apply_forwarded_for(
-    headers: &mut HeaderMap,
-    mode: XffMode,
-    peer: SocketAddr,
-    include_port: bool,
-) {
+/// Applies X-Forwarded-For according to ALB's `xff_header_processing.mode`; `client` is the
+/// connection's address as [`client_address`] formats it (once per connection).
+pub fn apply_forwarded_for(headers: &mut HeaderMap, mode: XffMode, client: &HeaderValue) {
     match mode {
         XffMode::Preserve => {}
         XffMode::Remove => {
             headers.remove(&X_FORWARDED_FOR);
         }
         XffMode::Append => {
-            let client = client_address(peer, include_port);
-            let mut value = String::new();
+            if !headers.contains_key(&X_FORWARDED_FOR) {
+                headers.insert(&X_FORWARDED_FOR, client.clone());
+                return;
+            }
+            // Join every incoming instance and the client into one value, written once.
+            let mut value = Vec::with_capacity(64);
             for existing in headers.get_all(&X_FORWARDED_FOR) {
-                if let Ok(existing) = existing.to_str() {
-                    let existing = existing.trim();
-                    if !existing.is_empty() {
-                        value.push_str(existing);
-                        value.push_str(", ");
-                    }
+                let existing = existing.as_bytes().trim_ascii();
+                if !existing.is_empty() {
+                    value.extend_from_slice(existing);
+                    value.extend_from_slice(b", ");
                 }
             }
-            value.push_str(&client);
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            value.extend_from_slice(client.as_bytes());
+            if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
                 headers.insert(&X_FORWARDED_FOR, value);
             }
         }
     }
 }
 
-fn client_address(peer: SocketAddr, include_port: bool) -> String {
-    let ip = canonical_ip(peer.ip());
-    match (include_port, ip) {
+/// The client's address as X-Forwarded-For shows it: `ip`, or `ip:port` / `[ipv6]:port` with
+/// ALB's `xff_client_port`.
+pub fn client_address(peer: SocketAddr, include_port: bool) -> HeaderValue {
+    let text = match (include_port, canonical_ip(peer.ip())) {
         (false, ip) => ip.to_string(),
         (true, IpAddr::V4(v4)) => format!("{v4}:{}", peer.port()),
         (true, IpAddr::V6(v6)) => format!("[{v6}]:{}", peer.port()),
-    }
+    };
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .expect("an address is a valid header value")
 }
 
 /// Shows an IPv4 client that reached a dual-stack socket as plain IPv4.
@@ -163,17 +183,18 @@ pub fn split_host_port(host: &str) -> (&str, Option<&str>) {
 /// Adds or updates X-Amzn-Trace-Id as ALB does: a new `Root=1-<epoch hex>-<24 hex>` when there
 /// is no Root, else a `Self=` field (replacing an old one) ahead of the caller's fields.
 pub fn apply_trace_id(headers: &mut HeaderMap) -> HeaderValue {
-    let fresh = new_trace_id();
-    let updated = match headers
+    let mut value = String::with_capacity(48);
+    let existing = headers
         .get(&X_AMZN_TRACE_ID)
-        .and_then(|value| value.to_str().ok())
-    {
+        .and_then(|value| value.to_str().ok());
+    match existing {
         Some(existing)
             if existing
                 .split(';')
                 .any(|field| field.trim_start().starts_with("Root=")) =>
         {
-            let mut value = format!("Self={fresh}");
+            value.push_str("Self=");
+            write_trace_id(&mut value);
             for field in existing
                 .split(';')
                 .map(str::trim)
@@ -182,32 +203,48 @@ pub fn apply_trace_id(headers: &mut HeaderMap) -> HeaderValue {
                 value.push(';');
                 value.push_str(field);
             }
-            HeaderValue::from_str(&value).ok()
         }
-        _ => None,
-    };
-    let value = updated.unwrap_or_else(|| {
-        let mut root = String::with_capacity(40);
-        root.push_str("Root=");
-        root.push_str(&fresh);
-        HeaderValue::from_str(&root).expect("trace id is ASCII")
-    });
+        _ => {
+            value.push_str("Root=");
+            write_trace_id(&mut value);
+        }
+    }
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .expect("trace id is visible ASCII");
     headers.insert(&X_AMZN_TRACE_ID, value.clone());
     value
 }
 
 /// `1-<8 hex epoch seconds>-<24 hex random>`, ALB's trace-id shape.
-fn new_trace_id() -> String {
+fn write_trace_id(out: &mut String) {
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    format!(
-        "1-{:08x}-{:016x}{:08x}",
-        seconds as u32,
-        fastrand::u64(..),
-        fastrand::u32(..)
-    )
+    out.push_str("1-");
+    push_hex(out, u64::from(seconds as u32), 8);
+    out.push('-');
+    push_hex(out, fastrand::u64(..), 16);
+    push_hex(out, u64::from(fastrand::u32(..)), 8);
+}
+
+/// Appends the low `digits` hex digits of `value`, zero-padded (faster than `format!`).
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        out.push(HEX[((value >> (shift * 4)) & 0xf) as usize] as char);
+    }
+}
+
+/// Whether ALB's Host rewriting would change `host` on this listener port: upper case, a
+/// port to append (ports other than 80/443) or one to remove (80/443). The common case —
+/// already canonical — then costs no allocation.
+pub fn host_needs_rewrite(host: &str, listener_port: u16) -> bool {
+    let (_, port) = split_host_port(host);
+    let default_port = listener_port == 80 || listener_port == 443;
+    host.bytes()
+        .any(|b| b.is_ascii_uppercase() || b.is_ascii_whitespace())
+        || (default_port == port.is_some())
 }
 
 #[cfg(test)]
@@ -252,17 +289,23 @@ mod tests {
     fn forwarded_for_modes() {
         let peer: SocketAddr = "192.0.2.7:5555".parse().unwrap();
         let mut headers = HeaderMap::new();
-        apply_forwarded_for(&mut headers, XffMode::Append, peer, false);
+        apply_forwarded_for(&mut headers, XffMode::Append, &client_address(peer, false));
         assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7");
-        apply_forwarded_for(&mut headers, XffMode::Append, peer, true);
+        apply_forwarded_for(&mut headers, XffMode::Append, &client_address(peer, true));
         assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7, 192.0.2.7:5555");
-        apply_forwarded_for(&mut headers, XffMode::Preserve, peer, false);
+        apply_forwarded_for(
+            &mut headers,
+            XffMode::Preserve,
+            &client_address(peer, false),
+        );
         assert_eq!(headers[&X_FORWARDED_FOR], "192.0.2.7, 192.0.2.7:5555");
-        apply_forwarded_for(&mut headers, XffMode::Remove, peer, false);
+        apply_forwarded_for(&mut headers, XffMode::Remove, &client_address(peer, false));
         assert!(headers.get(&X_FORWARDED_FOR).is_none());
         let v6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
-        apply_forwarded_for(&mut headers, XffMode::Append, v6, true);
+        apply_forwarded_for(&mut headers, XffMode::Append, &client_address(v6, true));
         assert_eq!(headers[&X_FORWARDED_FOR], "[2001:db8::1]:80");
+        let mapped: SocketAddr = "[::ffff:192.0.2.9]:80".parse().unwrap();
+        assert_eq!(client_address(mapped, false), "192.0.2.9");
     }
 
     #[test]
@@ -293,6 +336,28 @@ mod tests {
         assert_eq!(rewritten_host("example.com", 80).unwrap(), "example.com");
         assert_eq!(rewritten_host("[::1]:80", 8080).unwrap(), "[::1]:80");
         assert_eq!(rewritten_host("[::1]", 8080).unwrap(), "[::1]:8080");
+    }
+
+    #[test]
+    fn host_needs_rewrite_agrees_with_rewritten_host() {
+        for host in [
+            "example.com",
+            "Example.com",
+            "example.com:8080",
+            "EXAMPLE.COM:80",
+            "[::1]",
+            "[::1]:8080",
+            "a.b:443",
+        ] {
+            for port in [80, 443, 8080, 9000] {
+                let rewritten = rewritten_host(host, port).unwrap();
+                assert_eq!(
+                    host_needs_rewrite(host, port),
+                    rewritten != host,
+                    "{host} on {port} -> {rewritten:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -158,11 +158,15 @@ impl Proxy {
             // The same configured address is the same listener; with port 0 (any free port)
             // several listeners share that address, so those are matched by name too. Each
             // running listener is reused at most once.
-            let existing = state.listeners.iter().enumerate().position(|(index, active)| {
-                active.configured == listener.address
-                    && (listener.address.port() != 0 || active.bound.name == name)
-                    && !planned.iter().any(|p: &Planned| p.existing == Some(index))
-            });
+            let existing = state
+                .listeners
+                .iter()
+                .enumerate()
+                .position(|(index, active)| {
+                    active.configured == listener.address
+                        && (listener.address.port() != 0 || active.bound.name == name)
+                        && !planned.iter().any(|p: &Planned| p.existing == Some(index))
+                });
             let (sockets, address) = match existing {
                 Some(index) => (None, state.listeners[index].bound.address),
                 None => {

@@ -24,6 +24,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use crate::handler::{self, ConnectionContext, TlsInfo};
+use crate::headers;
 use crate::snapshot::ListenerRuntime;
 
 /// Largest request head (request line plus all headers) accepted, ALB's 64 KB; above it the
@@ -315,6 +316,10 @@ async fn drive<I>(
         peer,
         worker,
         tls,
+        forwarded_for: [
+            headers::client_address(peer, false),
+            headers::client_address(peer, true),
+        ],
         in_flight: AtomicUsize::new(0),
     });
     let service_context = Arc::clone(&connection_context);
