@@ -12,7 +12,6 @@
 //!    the access-log entry to the response body, which writes it when the body ends.
 
 use std::convert::Infallible;
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,6 +32,7 @@ use crate::headers::{self, canonical_ip};
 use crate::matching::{strip_port, RequestFacts};
 use crate::routing::CompiledAction;
 use crate::snapshot::ListenerRuntime;
+use crate::upstream::UpstreamError;
 
 /// ALB's limit on the request line (method, target and version).
 pub const MAX_REQUEST_LINE_BYTES: usize = 16 * 1024;
@@ -320,14 +320,18 @@ async fn forward(
     outcome.trace_id = Some(rewrite_request_headers(
         context, listener, &mut parts, is_upgrade,
     ));
+    // HTTP/1 targets get the origin form (`/path?query`); HTTP/2 needs scheme and authority
+    // for its pseudo-headers.
     let path_and_query = parts
         .uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(group.scheme.clone());
-    uri.authority = Some(target.authority.clone());
+    if group.protocol_version == scalegate_config::ProtocolVersion::Http2 {
+        uri.scheme = Some(group.scheme.clone());
+        uri.authority = Some(target.authority.clone());
+    }
     uri.path_and_query = Some(path_and_query);
     parts.uri = match Uri::from_parts(uri) {
         Ok(uri) => uri,
@@ -343,9 +347,9 @@ async fn forward(
         listener,
         armed: true,
     };
-    let sent = group
-        .client(context.worker)
-        .request(Request::from_parts(parts, body));
+    let sent = target
+        .pool(context.worker)
+        .send(Request::from_parts(parts, body));
     let result = tokio::time::timeout(group.response_timeout, sent).await;
     guard.armed = false;
     outcome.target_time = Some(started.elapsed());
@@ -359,6 +363,7 @@ async fn forward(
             let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && is_upgrade;
             if upgraded {
                 if let Some(client_upgrade) = client_upgrade {
+                    response.body_mut().detach();
                     let target_upgrade = hyper::upgrade::on(&mut response);
                     tokio::spawn(tunnel(client_upgrade, target_upgrade));
                 }
@@ -480,21 +485,16 @@ fn drop_invalid_header_names(headers: &mut HeaderMap) -> bool {
 }
 
 /// Maps a failed target exchange to ALB's status and an access-log error reason: a connect
-/// timeout is 504; a refused or reset connection, or a malformed response, is 502.
-fn classify_target_error(error: &hyper_util::client::legacy::Error) -> (StatusCode, &'static str) {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return (StatusCode::GATEWAY_TIMEOUT, "TargetConnectionTimeout");
-            }
+/// timeout is 504; a refused connection, a failed TLS handshake, a reset or a malformed
+/// response is 502.
+fn classify_target_error(error: &UpstreamError) -> (StatusCode, &'static str) {
+    match error {
+        UpstreamError::ConnectTimeout(_) => {
+            (StatusCode::GATEWAY_TIMEOUT, "TargetConnectionTimeout")
         }
-        source = cause.source();
-    }
-    if error.is_connect() {
-        (StatusCode::BAD_GATEWAY, "TargetConnectionError")
-    } else {
-        (StatusCode::BAD_GATEWAY, "TargetResponseError")
+        UpstreamError::Connect(_) => (StatusCode::BAD_GATEWAY, "TargetConnectionError"),
+        UpstreamError::Tls(_) => (StatusCode::BAD_GATEWAY, "TargetTLSNegotiationError"),
+        UpstreamError::Http(_) => (StatusCode::BAD_GATEWAY, "TargetResponseError"),
     }
 }
 

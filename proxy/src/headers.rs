@@ -41,38 +41,38 @@ pub fn forwarded_for_count(headers: &HeaderMap) -> usize {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list plus any named in
 /// `Connection`. On an upgrade request `Connection`/`Upgrade` are kept so the target sees it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Fast path: one pass over the names, comparing without hashing. Most messages carry
-    // none of these, and each `HeaderMap::remove` below hashes its key.
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
+    // One pass over the names, comparing without hashing; then remove only what is there
+    // (each `HeaderMap::remove` hashes its key). Typical messages carry at most
+    // `Connection: keep-alive`.
+    let mut found: [Option<HeaderName>; 4] = Default::default();
+    let mut extra: Vec<HeaderName> = Vec::new();
+    for name in headers.keys().filter(|name| is_hop_by_hop(name)) {
+        if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
+            continue;
+        }
+        match found.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => extra.push(name.clone()),
+        }
     }
     if let Some(connection) = headers.get(header::CONNECTION) {
         if connection.as_bytes().contains(&b',')
             || !is_standard_connection_token(connection.as_bytes())
         {
-            let named: Vec<HeaderName> = connection
+            let named = connection
                 .to_str()
                 .unwrap_or("")
                 .split(',')
                 .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-                .filter(|name| !(keep_upgrade && name == header::UPGRADE))
-                .collect();
-            for name in named {
-                headers.remove(name);
-            }
+                .filter(|name| {
+                    !(keep_upgrade && name == header::UPGRADE) && name != header::CONNECTION
+                });
+            extra.extend(named);
         }
     }
-    if !keep_upgrade {
-        headers.remove(header::CONNECTION);
-        headers.remove(header::UPGRADE);
+    for name in found.into_iter().flatten().chain(extra) {
+        headers.remove(name);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
 }
 
 /// The fixed hop-by-hop names (RFC 9110 §7.6.1 and the historic `Keep-Alive` and

@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::access_log::AccessLogger;
 use crate::metrics::{ListenerMetrics, Metrics, TargetGroupMetrics, TargetMetrics};
 use crate::routing::ListenerRoutes;
-use crate::upstream::{ClientSettings, UpstreamClient};
+use crate::upstream::{PoolSettings, TargetPool};
 
 /// Load-balancer attributes in the form the request path uses them.
 #[derive(Debug)]
@@ -68,9 +68,18 @@ pub struct TargetRuntime {
     pub authority: Authority,
     /// Per-target metrics, resolved once.
     pub metrics: TargetMetrics,
+    /// One connection pool per worker.
+    pools: Vec<Arc<TargetPool>>,
 }
 
-/// A target group: its targets, its round-robin position and its pooled clients.
+impl TargetRuntime {
+    /// The pool `worker` sends through; every worker has its own.
+    pub fn pool(&self, worker: usize) -> &Arc<TargetPool> {
+        &self.pools[worker % self.pools.len()]
+    }
+}
+
+/// A target group: its targets and its round-robin position.
 pub struct TargetGroupRuntime {
     /// Name from the config.
     pub name: String,
@@ -78,14 +87,14 @@ pub struct TargetGroupRuntime {
     pub log_name: Arc<str>,
     /// `http` or `https` to targets.
     pub scheme: Scheme,
+    /// HTTP version spoken to targets.
+    pub protocol_version: scalegate_config::ProtocolVersion,
     /// Registered targets.
     pub targets: Vec<TargetRuntime>,
     /// Time to wait for response headers before a 504.
     pub response_timeout: Duration,
     /// Per-group metrics.
     pub metrics: TargetGroupMetrics,
-    settings: ClientSettings,
-    clients: Arc<Vec<UpstreamClient>>,
     next: AtomicUsize,
 }
 
@@ -97,11 +106,6 @@ impl TargetGroupRuntime {
             1 => self.targets.first(),
             len => Some(&self.targets[self.next.fetch_add(1, Ordering::Relaxed) % len]),
         }
-    }
-
-    /// The client owned by `worker`; every worker has its own pool.
-    pub fn client(&self, worker: usize) -> &UpstreamClient {
-        &self.clients[worker % self.clients.len()]
     }
 }
 
@@ -116,8 +120,8 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// Compiles the config's load balancer and target groups, reusing `previous`'s clients
-    /// (and their warm connections) for groups whose client settings did not change.
+    /// Compiles the config's load balancer and target groups, reusing `previous`'s connection
+    /// pools (and their warm connections) for targets whose group settings did not change.
     pub fn compile(
         config: &Config,
         previous: Option<&SharedState>,
@@ -126,24 +130,17 @@ impl SharedState {
         access_log: Option<AccessLogger>,
     ) -> Result<SharedState, String> {
         let load_balancer = LoadBalancerSettings::new(&config.load_balancer);
-        let mut reusable: HashMap<&str, (&ClientSettings, &Arc<Vec<UpstreamClient>>)> =
-            HashMap::new();
+        let mut reusable: HashMap<(&str, SocketAddr), &Vec<Arc<TargetPool>>> = HashMap::new();
         if let Some(previous) = previous {
             for group in &previous.target_groups {
-                reusable.insert(group.name.as_str(), (&group.settings, &group.clients));
+                for target in &group.targets {
+                    reusable.insert((group.name.as_str(), target.address), &target.pools);
+                }
             }
         }
         let mut target_groups = Vec::with_capacity(config.target_groups.len());
         for group in &config.target_groups {
-            let settings = ClientSettings::new(group, load_balancer.idle_timeout);
-            let clients = match reusable.get(group.name.as_str()) {
-                Some((old, clients)) if **old == settings => Arc::clone(clients),
-                _ => Arc::new(
-                    (0..workers.max(1))
-                        .map(|_| settings.build(metrics, &group.name))
-                        .collect(),
-                ),
-            };
+            let settings = PoolSettings::new(group, load_balancer.idle_timeout);
             let mut targets = Vec::with_capacity(group.targets.len());
             for target in &group.targets {
                 let address = target
@@ -151,11 +148,24 @@ impl SharedState {
                     .map_err(|error| format!("target group {}: {error}", group.name))?;
                 let authority = Authority::try_from(address.to_string())
                     .map_err(|error| format!("target group {}: {error}", group.name))?;
-                let metrics = metrics.target(&group.name, &address.to_string());
+                let target_metrics = metrics.target(&group.name, &address.to_string());
+                let pools = match reusable.get(&(group.name.as_str(), address)) {
+                    Some(pools)
+                        if pools
+                            .first()
+                            .is_some_and(|pool| *pool.settings() == settings) =>
+                    {
+                        pools.to_vec()
+                    }
+                    _ => (0..workers.max(1))
+                        .map(|_| TargetPool::new(address, settings.clone(), target_metrics.clone()))
+                        .collect(),
+                };
                 targets.push(TargetRuntime {
                     address,
                     authority,
-                    metrics,
+                    metrics: target_metrics,
+                    pools,
                 });
             }
             target_groups.push(TargetGroupRuntime {
@@ -165,6 +175,7 @@ impl SharedState {
                     Protocol::Http => Scheme::HTTP,
                     Protocol::Https => Scheme::HTTPS,
                 },
+                protocol_version: group.protocol_version,
                 targets,
                 response_timeout: Duration::from_secs(
                     group
@@ -172,8 +183,6 @@ impl SharedState {
                         .unwrap_or(config.load_balancer.idle_timeout_seconds),
                 ),
                 metrics: metrics.target_group(&group.name),
-                settings,
-                clients,
                 next: AtomicUsize::new(0),
             });
         }
