@@ -204,3 +204,63 @@ async fn bad_reloads_are_rejected_and_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_drops_metrics_of_what_left_the_config() {
+    let first = Backend::start("first");
+    let second = Backend::start("second");
+    let both = format!(
+        "{ADMIN}listeners:\n  - name: web\n    address: 127.0.0.1:0\n    default_action:\n      forward:\n        target_group: app\n  - name: extra\n    address: 127.0.0.1:0\n    default_action:\n      forward:\n        target_group: spare\ntarget_groups:\n  - name: app\n    targets: [\"{}\", \"{}\"]\n  - name: spare\n    targets: [\"{}\"]\n",
+        first.target(),
+        second.target(),
+        second.target()
+    );
+    let gate = Scalegate::start(&both);
+    let http = client();
+    for _ in 0..4 {
+        assert_eq!(
+            http.get(gate.url("web")).send().await.unwrap().status(),
+            200
+        );
+    }
+    assert_eq!(
+        http.get(gate.url("extra")).send().await.unwrap().status(),
+        200
+    );
+    let before = metrics_text(&gate).await;
+    assert!(
+        before.contains(&format!("target=\"{}\"", second.target())),
+        "{before}"
+    );
+    assert!(before.contains("target_group=\"spare\""), "{before}");
+    assert!(before.contains("listener=\"extra\""), "{before}");
+
+    // Drop the second target, the spare group and the extra listener.
+    let one = format!(
+        "{ADMIN}listeners:\n  - name: web\n    address: 127.0.0.1:0\n    default_action:\n      forward:\n        target_group: app\ntarget_groups:\n  - name: app\n    targets: [\"{}\"]\n",
+        first.target()
+    );
+    gate.rewrite_config(&one);
+    gate.sighup();
+    let gone = poll_until_async(Duration::from_secs(10), || async {
+        let text = metrics_text(&gate).await;
+        !text.contains(&format!("target=\"{}\"", second.target()))
+            && !text.contains("target_group=\"spare\"")
+            && !text.contains("listener=\"extra\"")
+    })
+    .await;
+    assert!(
+        gone,
+        "series of removed parts remain:\n{}",
+        metrics_text(&gate).await
+    );
+    let after = metrics_text(&gate).await;
+    assert!(
+        after.contains(&format!("target=\"{}\"", first.target())),
+        "{after}"
+    );
+    assert_eq!(
+        http.get(gate.url("web")).send().await.unwrap().status(),
+        200
+    );
+}

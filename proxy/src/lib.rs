@@ -268,6 +268,17 @@ impl Proxy {
             let _ = removed.stop.send(true);
         }
         state.listeners = next;
+        // Series of listeners, groups and targets that left the config go too, so /metrics
+        // does not keep reporting what no longer exists.
+        self.metrics
+            .retain_listeners(|name| state.listeners.iter().any(|l| l.bound.name == name));
+        self.metrics
+            .retain_target_groups(|name| shared.target_group_index(name).is_some());
+        self.metrics.retain_targets(|group, target| {
+            shared.target_groups.iter().any(|g| {
+                g.name == group && g.targets.iter().any(|t| t.authority.as_str() == target)
+            })
+        });
         state.shared = Some(shared);
         state.access_log = Some((config.access_log.clone(), access_log));
         Ok(())
