@@ -144,7 +144,7 @@ impl Default for Admin {
 pub struct AccessLog {
     /// Write one line per request. Default false.
     pub enabled: bool,
-    /// `stdout` or a file path (appended to).
+    /// `stdout` or a file path (appended to); a relative path is relative to the config file.
     pub path: AccessLogPath,
     /// `text` (ALB's space-delimited fields) or `json` (the same fields as an object).
     pub format: AccessLogFormat,

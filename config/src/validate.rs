@@ -130,8 +130,13 @@ fn readable_deserialize_reason(message: &str, path: &str) -> String {
     message
 }
 
-/// Makes certificate paths absolute against the config file's directory.
+/// Makes certificate and access-log paths absolute against the config file's directory.
 pub(crate) fn resolve_paths(config: &mut Config, base_dir: &Path) {
+    if let crate::AccessLogPath::File(path) = &mut config.access_log.path {
+        if path.is_relative() {
+            *path = base_dir.join(&*path);
+        }
+    }
     for listener in &mut config.listeners {
         if let Some(tls) = &mut listener.tls {
             for files in
