@@ -14,19 +14,13 @@ struct Pki {
 
 /// Writes three self-signed certificates (each its own CA) into `dir`.
 fn write_certificates(dir: &std::path::Path) -> Pki {
-    let mut certs = Vec::new();
-    for name in ["default.test", "a.test", "b.test"] {
-        let generated =
-            rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("certificate");
-        let pem = generated.cert.pem();
-        std::fs::write(dir.join(format!("{name}.crt")), &pem).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.key")),
-            generated.key_pair.serialize_pem(),
-        )
-        .unwrap();
-        certs.push((name.to_string(), pem, generated.cert.der().to_vec()));
-    }
+    let certs = ["default.test", "a.test", "b.test"]
+        .into_iter()
+        .map(|name| {
+            let (pem, der) = write_certificate(dir, name, name);
+            (name.to_string(), pem, der)
+        })
+        .collect();
     Pki { certs }
 }
 
@@ -61,38 +55,16 @@ fn start() -> (Scalegate, Pki) {
     (gate, pki)
 }
 
-/// Connects as `name` (DNS overridden to the listener) trusting only `trusted`; returns the
-/// peer certificate DER and the HTTP version.
+/// Connects as `name` trusting only `trusted`; returns the peer certificate DER, the HTTP
+/// version and the body.
 async fn fetch(
     address: SocketAddr,
     name: &str,
     trusted: Option<&str>,
 ) -> (Vec<u8>, reqwest::Version, String) {
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .use_rustls_tls()
-        .tls_info(true)
-        .resolve(name, address);
-    builder = match trusted {
-        Some(pem) => builder
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()),
-        None => builder.danger_accept_invalid_certs(true),
-    };
-    let http = builder.build().unwrap();
-    let response = http
-        .get(format!("https://{name}:{}/", address.port()))
-        .send()
+    https_fetch(address, name, trusted)
         .await
-        .unwrap_or_else(|error| panic!("https://{name}: {error:?}"));
-    let der = response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("peer certificate")
-        .to_vec();
-    let version = response.version();
-    (der, version, response.text().await.unwrap())
+        .unwrap_or_else(|error| panic!("https://{name}: {error:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
