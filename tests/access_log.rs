@@ -199,6 +199,16 @@ fn is_root_trace_id(value: &str) -> bool {
     }
 }
 
+/// The three processing times.
+fn processing_times(entry: &Entry) -> [f64; 3] {
+    [
+        "request_processing_time",
+        "target_processing_time",
+        "response_processing_time",
+    ]
+    .map(|name| seconds(entry, name))
+}
+
 fn seconds(entry: &Entry, name: &str) -> f64 {
     entry[name]
         .parse()
@@ -277,13 +287,10 @@ async fn check_access_log(format: &str, parse: fn(&str) -> Entry) {
     assert_eq!(entry["error_reason"], "-", "{entry:#?}");
     assert_eq!(entry["target:port_list"], app.target(), "{entry:#?}");
     assert_eq!(entry["target_status_code_list"], "200", "{entry:#?}");
-    for time in [
-        "request_processing_time",
-        "target_processing_time",
-        "response_processing_time",
-    ] {
-        assert!(seconds(&entry, time) >= 0.0, "{time}: {entry:#?}");
-    }
+    assert!(
+        processing_times(&entry).iter().all(|&time| time >= 0.0),
+        "{entry:#?}"
+    );
     assert!(seconds(&entry, "received_bytes") > 0.0, "{entry:#?}");
     assert!(seconds(&entry, "sent_bytes") > 0.0, "{entry:#?}");
 
@@ -313,13 +320,7 @@ async fn check_access_log(format: &str, parse: fn(&str) -> Entry) {
     assert_eq!(entry["target_group_arn"], "dead", "{entry:#?}");
     assert_eq!(entry["matched_rule_priority"], "9", "{entry:#?}");
     assert_eq!(entry["actions_executed"], "forward", "{entry:#?}");
-    for time in [
-        "request_processing_time",
-        "target_processing_time",
-        "response_processing_time",
-    ] {
-        assert_eq!(seconds(&entry, time), -1.0, "{time}: {entry:#?}");
-    }
+    assert_eq!(processing_times(&entry), [-1.0; 3], "{entry:#?}");
     assert_eq!(entry["error_reason"], "TargetConnectionError", "{entry:#?}");
 }
 

@@ -25,6 +25,21 @@ fn write_certificates(dir: &std::path::Path) -> Pki {
 }
 
 fn config() -> String {
+    config_with("default.test", &["a.test", "b.test"])
+}
+
+/// An HTTPS listener answering "secure", with `<default>.crt/.key` as its default certificate
+/// and `<name>.crt/.key` for each of `others`.
+fn config_with(default: &str, others: &[&str]) -> String {
+    let mut certificates = String::new();
+    if !others.is_empty() {
+        certificates.push_str("      certificates:\n");
+        for name in others {
+            certificates.push_str(&format!(
+                "        - certificate: {name}.crt\n          private_key: {name}.key\n"
+            ));
+        }
+    }
     format!(
         r#"{ADMIN}listeners:
   - name: secure
@@ -32,14 +47,9 @@ fn config() -> String {
     address: 127.0.0.1:0
     tls:
       default_certificate:
-        certificate: default.test.crt
-        private_key: default.test.key
-      certificates:
-        - certificate: a.test.crt
-          private_key: a.test.key
-        - certificate: b.test.crt
-          private_key: b.test.key
-    default_action:
+        certificate: {default}.crt
+        private_key: {default}.key
+{certificates}    default_action:
       fixed_response:
         status_code: 200
         content_type: text/plain
@@ -124,4 +134,41 @@ fn curl_verifies_sni_certificate_and_speaks_h2() {
         !output.status.success(),
         "a.test must not verify with b's CA"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switches_the_listener_to_a_new_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem_a, der_a) = write_certificate(dir.path(), "site.test", "cert-a");
+    let gate = Scalegate::start_in(dir, &config_with("cert-a", &[]));
+    let address = gate.listener_address("secure");
+    let (der, _, body) = fetch(address, "site.test", Some(&pem_a)).await;
+    assert_eq!(der, der_a);
+    assert_eq!(body, "secure");
+
+    // Certificate B in a new file; the config now points at it.
+    let (pem_b, der_b) = write_certificate(gate.dir(), "site.test", "cert-b");
+    gate.rewrite_config(&config_with("cert-b", &[]));
+    gate.sighup();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let switched = poll_until_async(std::time::Duration::from_secs(10), || async {
+        let der = https_fetch(address, "site.test", None)
+            .await
+            .map(|(der, _, _)| der)
+            .unwrap_or_default();
+        *seen.lock().unwrap() = der;
+        *seen.lock().unwrap() == der_b
+    })
+    .await;
+    assert!(
+        switched,
+        "clients never saw certificate B (still A: {}); log:\n{}",
+        *seen.lock().unwrap() == der_a,
+        gate.log_text()
+    );
+    // B verifies against its own CA; the listener stayed on the same port.
+    let (der, _, body) = fetch(address, "site.test", Some(&pem_b)).await;
+    assert_eq!(der, der_b);
+    assert_eq!(body, "secure");
+    assert_eq!(gate.listener_address("secure"), address);
 }

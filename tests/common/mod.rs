@@ -71,7 +71,8 @@ pub struct Scalegate {
 }
 
 impl Scalegate {
-    /// Writes `yaml` to a temp dir, starts the binary and waits until the admin listener (and
+    /// Writes `yaml` to a temp dir, starts the binary (log level `info`, or
+    /// `$SCALEGATE_TEST_RUST_LOG`) and waits until the admin listener (and
     /// so every listener, which are bound before it) is up. Panics with the log on failure.
     pub fn start(yaml: &str) -> Scalegate {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -86,7 +87,10 @@ impl Scalegate {
             .args(["--log-format", "json", "run", "-c"])
             .arg(&config)
             .args(["--shutdown-grace-seconds", "2"])
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SCALEGATE_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -363,60 +367,38 @@ pub async fn echo(request: reqwest::RequestBuilder) -> Echo {
 pub struct Backend {
     pub id: String,
     pub address: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: LoopbackServer,
 }
 
 impl Backend {
     /// Starts a backend on its own runtime (usable from sync and async tests alike).
     pub fn start(id: &str) -> Backend {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("backend runtime");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let address = listener.local_addr().expect("backend address");
         let id_owned = id.to_string();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let id = id_owned.clone();
-                let connection = counter.fetch_add(1, Ordering::Relaxed) + 1;
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let id = id.clone();
-                        async move {
-                            let mut response = answer(&id, request).await;
-                            response
-                                .headers_mut()
-                                .insert("x-connection", connection.into());
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let builder = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    );
-                    let _ = builder
-                        .serve_connection_with_upgrades(
-                            hyper_util::rt::TokioIo::new(stream),
-                            service,
-                        )
-                        .await;
+        let server = LoopbackServer::start(move |stream, connection| {
+            let id = id_owned.clone();
+            async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let id = id.clone();
+                    async move {
+                        let mut response = answer(&id, request).await;
+                        response
+                            .headers_mut()
+                            .insert("x-connection", connection.into());
+                        Ok::<_, Infallible>(response)
+                    }
                 });
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let _ = builder
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
             }
         });
         Backend {
             id: id.to_string(),
-            address,
-            accepted,
-            runtime: Some(runtime),
+            address: server.address,
+            server,
         }
     }
 
@@ -427,11 +409,53 @@ impl Backend {
 
     /// TCP connections this backend has accepted so far.
     pub fn connections_accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
+        self.server.accepted.load(Ordering::Relaxed)
     }
 }
 
-impl Drop for Backend {
+/// A TCP server on 127.0.0.1:0 with its own runtime (usable from sync and async tests alike)
+/// that hands each accepted connection, numbered from 1, to a task; stopped on drop.
+struct LoopbackServer {
+    address: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LoopbackServer {
+    fn start<F, Fut>(serve: F) -> LoopbackServer
+    where
+        F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("backend runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let address = listener.local_addr().expect("backend address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let connection = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                tokio::spawn(serve(stream, connection));
+            }
+        });
+        LoopbackServer {
+            address,
+            accepted,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for LoopbackServer {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
@@ -518,71 +542,53 @@ pub enum SilentClose {
 /// connections silently as [`SilentClose`] says. Requests must not have bodies.
 pub struct ClosingBackend {
     pub address: SocketAddr,
-    accepted: Arc<AtomicUsize>,
     answered: Arc<AtomicUsize>,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: LoopbackServer,
 }
 
 impl ClosingBackend {
     pub fn start(id: &str, close: SilentClose) -> ClosingBackend {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("backend runtime");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let address = listener.local_addr().expect("backend address");
-        let accepted = Arc::new(AtomicUsize::new(0));
         let answered = Arc::new(AtomicUsize::new(0));
-        let (accepted_count, answered_count) = (Arc::clone(&accepted), Arc::clone(&answered));
+        let answered_count = Arc::clone(&answered);
         let id = id.to_string();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    continue;
+        let server = LoopbackServer::start(move |mut stream, connection| {
+            let body = json!({"backend": id, "connection": connection}).to_string();
+            let answered = Arc::clone(&answered_count);
+            async move {
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let wait = match close {
+                    SilentClose::AfterIdle(idle) => idle,
+                    SilentClose::AfterEachResponse => Duration::from_secs(30),
                 };
-                let connection = accepted_count.fetch_add(1, Ordering::Relaxed) + 1;
-                let body = json!({"backend": id, "connection": connection}).to_string();
-                let answered = Arc::clone(&answered_count);
-                tokio::spawn(async move {
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let wait = match close {
-                        SilentClose::AfterIdle(idle) => idle,
-                        SilentClose::AfterEachResponse => Duration::from_secs(30),
-                    };
-                    let mut head = Vec::new();
-                    let mut buffer = [0u8; 8192];
-                    loop {
-                        // Read one request head; an idle connection is closed after `wait`.
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
-                                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
-                                _ => return,
-                            }
-                        }
-                        head.clear();
-                        if stream.write_all(response.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        answered.fetch_add(1, Ordering::Relaxed);
-                        if matches!(close, SilentClose::AfterEachResponse) {
-                            return;
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 8192];
+                loop {
+                    // Read one request head; an idle connection is closed after `wait`.
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
+                            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+                            _ => return,
                         }
                     }
-                });
+                    head.clear();
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if matches!(close, SilentClose::AfterEachResponse) {
+                        return;
+                    }
+                }
             }
         });
         ClosingBackend {
-            address,
-            accepted,
+            address: server.address,
             answered,
-            runtime: Some(runtime),
+            server,
         }
     }
 
@@ -593,20 +599,12 @@ impl ClosingBackend {
 
     /// TCP connections accepted so far.
     pub fn connections_accepted(&self) -> usize {
-        self.accepted.load(Ordering::Relaxed)
+        self.server.accepted.load(Ordering::Relaxed)
     }
 
     /// Responses written so far.
     pub fn responses(&self) -> usize {
         self.answered.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for ClosingBackend {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
