@@ -14,23 +14,32 @@ struct Pki {
 
 /// Writes three self-signed certificates (each its own CA) into `dir`.
 fn write_certificates(dir: &std::path::Path) -> Pki {
-    let mut certs = Vec::new();
-    for name in ["default.test", "a.test", "b.test"] {
-        let generated =
-            rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("certificate");
-        let pem = generated.cert.pem();
-        std::fs::write(dir.join(format!("{name}.crt")), &pem).unwrap();
-        std::fs::write(
-            dir.join(format!("{name}.key")),
-            generated.key_pair.serialize_pem(),
-        )
-        .unwrap();
-        certs.push((name.to_string(), pem, generated.cert.der().to_vec()));
-    }
+    let certs = ["default.test", "a.test", "b.test"]
+        .into_iter()
+        .map(|name| {
+            let (pem, der) = write_certificate(dir, name, name);
+            (name.to_string(), pem, der)
+        })
+        .collect();
     Pki { certs }
 }
 
 fn config() -> String {
+    config_with("default.test", &["a.test", "b.test"])
+}
+
+/// An HTTPS listener answering "secure", with `<default>.crt/.key` as its default certificate
+/// and `<name>.crt/.key` for each of `others`.
+fn config_with(default: &str, others: &[&str]) -> String {
+    let mut certificates = String::new();
+    if !others.is_empty() {
+        certificates.push_str("      certificates:\n");
+        for name in others {
+            certificates.push_str(&format!(
+                "        - certificate: {name}.crt\n          private_key: {name}.key\n"
+            ));
+        }
+    }
     format!(
         r#"{ADMIN}listeners:
   - name: secure
@@ -38,14 +47,9 @@ fn config() -> String {
     address: 127.0.0.1:0
     tls:
       default_certificate:
-        certificate: default.test.crt
-        private_key: default.test.key
-      certificates:
-        - certificate: a.test.crt
-          private_key: a.test.key
-        - certificate: b.test.crt
-          private_key: b.test.key
-    default_action:
+        certificate: {default}.crt
+        private_key: {default}.key
+{certificates}    default_action:
       fixed_response:
         status_code: 200
         content_type: text/plain
@@ -61,38 +65,16 @@ fn start() -> (Scalegate, Pki) {
     (gate, pki)
 }
 
-/// Connects as `name` (DNS overridden to the listener) trusting only `trusted`; returns the
-/// peer certificate DER and the HTTP version.
+/// Connects as `name` trusting only `trusted`; returns the peer certificate DER, the HTTP
+/// version and the body.
 async fn fetch(
     address: SocketAddr,
     name: &str,
     trusted: Option<&str>,
 ) -> (Vec<u8>, reqwest::Version, String) {
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .use_rustls_tls()
-        .tls_info(true)
-        .resolve(name, address);
-    builder = match trusted {
-        Some(pem) => builder
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()),
-        None => builder.danger_accept_invalid_certs(true),
-    };
-    let http = builder.build().unwrap();
-    let response = http
-        .get(format!("https://{name}:{}/", address.port()))
-        .send()
+    https_fetch(address, name, trusted)
         .await
-        .unwrap_or_else(|error| panic!("https://{name}: {error:?}"));
-    let der = response
-        .extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|info| info.peer_certificate())
-        .expect("peer certificate")
-        .to_vec();
-    let version = response.version();
-    (der, version, response.text().await.unwrap())
+        .unwrap_or_else(|error| panic!("https://{name}: {error:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,4 +134,41 @@ fn curl_verifies_sni_certificate_and_speaks_h2() {
         !output.status.success(),
         "a.test must not verify with b's CA"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switches_the_listener_to_a_new_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pem_a, der_a) = write_certificate(dir.path(), "site.test", "cert-a");
+    let gate = Scalegate::start_in(dir, &config_with("cert-a", &[]));
+    let address = gate.listener_address("secure");
+    let (der, _, body) = fetch(address, "site.test", Some(&pem_a)).await;
+    assert_eq!(der, der_a);
+    assert_eq!(body, "secure");
+
+    // Certificate B in a new file; the config now points at it.
+    let (pem_b, der_b) = write_certificate(gate.dir(), "site.test", "cert-b");
+    gate.rewrite_config(&config_with("cert-b", &[]));
+    gate.sighup();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let switched = poll_until_async(std::time::Duration::from_secs(10), || async {
+        let der = https_fetch(address, "site.test", None)
+            .await
+            .map(|(der, _, _)| der)
+            .unwrap_or_default();
+        *seen.lock().unwrap() = der;
+        *seen.lock().unwrap() == der_b
+    })
+    .await;
+    assert!(
+        switched,
+        "clients never saw certificate B (still A: {}); log:\n{}",
+        *seen.lock().unwrap() == der_a,
+        gate.log_text()
+    );
+    // B verifies against its own CA; the listener stayed on the same port.
+    let (der, _, body) = fetch(address, "site.test", Some(&pem_b)).await;
+    assert_eq!(der, der_b);
+    assert_eq!(body, "secure");
+    assert_eq!(gate.listener_address("secure"), address);
 }

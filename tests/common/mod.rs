@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,7 +71,8 @@ pub struct Scalegate {
 }
 
 impl Scalegate {
-    /// Writes `yaml` to a temp dir, starts the binary and waits until the admin listener (and
+    /// Writes `yaml` to a temp dir, starts the binary (log level `info`, or
+    /// `$SCALEGATE_TEST_RUST_LOG`) and waits until the admin listener (and
     /// so every listener, which are bound before it) is up. Panics with the log on failure.
     pub fn start(yaml: &str) -> Scalegate {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -85,7 +87,10 @@ impl Scalegate {
             .args(["--log-format", "json", "run", "-c"])
             .arg(&config)
             .args(["--shutdown-grace-seconds", "2"])
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SCALEGATE_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -356,17 +361,72 @@ pub async fn echo(request: reqwest::RequestBuilder) -> Echo {
 
 /// A test target: an HTTP/1.1 + h2c (prior knowledge) server on 127.0.0.1:0 that echoes each
 /// request as JSON `{backend, method, path, query, version, headers, body}` with
-/// `x-backend: <id>`. Special paths: `/status/<code>`, `/sleep/<ms>`, `/ws` (upgrade: 101 then
-/// echoes bytes).
+/// `x-backend: <id>` and `x-connection: <n>` (the n-th TCP connection this backend accepted,
+/// from 1). Special paths: `/status/<code>`, `/sleep/<ms>`, `/ws` (upgrade: 101 then echoes
+/// bytes).
 pub struct Backend {
     pub id: String,
     pub address: SocketAddr,
-    runtime: Option<tokio::runtime::Runtime>,
+    server: LoopbackServer,
 }
 
 impl Backend {
     /// Starts a backend on its own runtime (usable from sync and async tests alike).
     pub fn start(id: &str) -> Backend {
+        let id_owned = id.to_string();
+        let server = LoopbackServer::start(move |stream, connection| {
+            let id = id_owned.clone();
+            async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let id = id.clone();
+                    async move {
+                        let mut response = answer(&id, request).await;
+                        response
+                            .headers_mut()
+                            .insert("x-connection", connection.into());
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let _ = builder
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            }
+        });
+        Backend {
+            id: id.to_string(),
+            address: server.address,
+            server,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, as a target in the config.
+    pub fn target(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// TCP connections this backend has accepted so far.
+    pub fn connections_accepted(&self) -> usize {
+        self.server.accepted.load(Ordering::Relaxed)
+    }
+}
+
+/// A TCP server on 127.0.0.1:0 with its own runtime (usable from sync and async tests alike)
+/// that hands each accepted connection, numbered from 1, to a task; stopped on drop.
+struct LoopbackServer {
+    address: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LoopbackServer {
+    fn start<F, Fut>(serve: F) -> LoopbackServer
+    where
+        F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -375,45 +435,27 @@ impl Backend {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
         listener.set_nonblocking(true).expect("non-blocking");
         let address = listener.local_addr().expect("backend address");
-        let id_owned = id.to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let id = id_owned.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let id = id.clone();
-                        async move { Ok::<_, Infallible>(answer(&id, request).await) }
-                    });
-                    let builder = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    );
-                    let _ = builder
-                        .serve_connection_with_upgrades(
-                            hyper_util::rt::TokioIo::new(stream),
-                            service,
-                        )
-                        .await;
-                });
+                let connection = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                tokio::spawn(serve(stream, connection));
             }
         });
-        Backend {
-            id: id.to_string(),
+        LoopbackServer {
             address,
+            accepted,
             runtime: Some(runtime),
         }
     }
-
-    /// `127.0.0.1:PORT`, as a target in the config.
-    pub fn target(&self) -> String {
-        self.address.to_string()
-    }
 }
 
-impl Drop for Backend {
+impl Drop for LoopbackServer {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
@@ -483,6 +525,87 @@ async fn answer(id: &str, mut request: Request<Incoming>) -> Response<Full<Bytes
         .header("x-backend", id)
         .body(Full::new(Bytes::from(echo.to_string())))
         .expect("echo builds")
+}
+
+/// When a [`ClosingBackend`] closes a keep-alive connection, always without `Connection:
+/// close`: silently, as a target whose keep-alive is shorter than the load balancer's does.
+#[derive(Debug, Clone, Copy)]
+pub enum SilentClose {
+    /// After the connection has been idle (no new request) for this long.
+    AfterIdle(Duration),
+    /// Right after writing each response.
+    AfterEachResponse,
+}
+
+/// A minimal HTTP/1.1 target that answers every request `200` with the JSON body
+/// `{"backend": id, "connection": n}` (n-th accepted connection, from 1) and closes its
+/// connections silently as [`SilentClose`] says. Requests must not have bodies.
+pub struct ClosingBackend {
+    pub address: SocketAddr,
+    answered: Arc<AtomicUsize>,
+    server: LoopbackServer,
+}
+
+impl ClosingBackend {
+    pub fn start(id: &str, close: SilentClose) -> ClosingBackend {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let answered = Arc::new(AtomicUsize::new(0));
+        let answered_count = Arc::clone(&answered);
+        let id = id.to_string();
+        let server = LoopbackServer::start(move |mut stream, connection| {
+            let body = json!({"backend": id, "connection": connection}).to_string();
+            let answered = Arc::clone(&answered_count);
+            async move {
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let wait = match close {
+                    SilentClose::AfterIdle(idle) => idle,
+                    SilentClose::AfterEachResponse => Duration::from_secs(30),
+                };
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 8192];
+                loop {
+                    // Read one request head; an idle connection is closed after `wait`.
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tokio::time::timeout(wait, stream.read(&mut buffer)).await {
+                            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+                            _ => return,
+                        }
+                    }
+                    head.clear();
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    if matches!(close, SilentClose::AfterEachResponse) {
+                        return;
+                    }
+                }
+            }
+        });
+        ClosingBackend {
+            address: server.address,
+            answered,
+            server,
+        }
+    }
+
+    /// `127.0.0.1:PORT`, as a target in the config.
+    pub fn target(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections_accepted(&self) -> usize {
+        self.server.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Responses written so far.
+    pub fn responses(&self) -> usize {
+        self.answered.load(Ordering::Relaxed)
+    }
 }
 
 /// A target that accepts TCP connections (the kernel completes the handshake into the
@@ -613,4 +736,79 @@ pub fn require_tool(tool: &str) {
         have_tool(tool),
         "{tool} is not installed: apt-get install {tool} (scripts/test.sh does this in CI)"
     );
+}
+
+/// A single-worker `load_balancer:` block, so every client connection shares one set of
+/// target pools and connection counts are exact.
+pub const ONE_WORKER: &str = "load_balancer:\n  runtime:\n    mode: per_core\n    workers: 1\n";
+
+/// Polls `/metrics` until `metric_sum(name, labels)` satisfies `wanted` or `deadline` passes;
+/// returns the last exposition text and whether it did.
+pub async fn poll_metric(
+    gate: &Scalegate,
+    name: &str,
+    labels: &[(&str, &str)],
+    deadline: Duration,
+    wanted: impl Fn(f64) -> bool,
+) -> (String, bool) {
+    let end = Instant::now() + deadline;
+    loop {
+        let text = metrics_text(gate).await;
+        if wanted(metric_sum(&text, name, labels)) {
+            return (text, true);
+        }
+        if Instant::now() >= end {
+            return (text, false);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Connects to an HTTPS listener as `name` (DNS overridden to `address`) on a fresh client,
+/// trusting only `trusted` (or anything when `None`); returns the peer certificate DER, the
+/// HTTP version and the body.
+pub async fn https_fetch(
+    address: SocketAddr,
+    name: &str,
+    trusted: Option<&str>,
+) -> Result<(Vec<u8>, reqwest::Version, String), reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .tls_info(true)
+        .resolve(name, address);
+    builder = match trusted {
+        Some(pem) => builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()),
+        None => builder.danger_accept_invalid_certs(true),
+    };
+    let http = builder.build().unwrap();
+    let response = http
+        .get(format!("https://{name}:{}/", address.port()))
+        .send()
+        .await?;
+    let der = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .expect("peer certificate")
+        .to_vec();
+    let version = response.version();
+    Ok((der, version, response.text().await?))
+}
+
+/// A self-signed certificate for `name` (its own CA) written to `dir` as `<file>.crt` and
+/// `<file>.key`; returns (certificate PEM, certificate DER).
+pub fn write_certificate(dir: &Path, name: &str, file: &str) -> (String, Vec<u8>) {
+    let generated =
+        rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("certificate");
+    let pem = generated.cert.pem();
+    std::fs::write(dir.join(format!("{file}.crt")), &pem).unwrap();
+    std::fs::write(
+        dir.join(format!("{file}.key")),
+        generated.key_pair.serialize_pem(),
+    )
+    .unwrap();
+    (pem, generated.cert.der().to_vec())
 }
