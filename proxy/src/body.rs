@@ -83,8 +83,9 @@ impl Body for ProxyBody {
 /// A client's request body on its way to a target, counting bytes for `ProcessedBytes` and the
 /// access log's `received_bytes`.
 pub struct RequestBody {
-    inner: Incoming,
-    metrics: ListenerMetrics,
+    /// `None` for a request sent again without a body (see [`RequestBody::empty`]).
+    inner: Option<Incoming>,
+    metrics: Option<ListenerMetrics>,
     total: Option<Arc<AtomicU64>>,
 }
 
@@ -92,9 +93,18 @@ impl RequestBody {
     /// Wraps a client body; `total` is shared with the access-log entry when logging is on.
     pub fn new(inner: Incoming, metrics: ListenerMetrics, total: Option<Arc<AtomicU64>>) -> Self {
         RequestBody {
-            inner,
-            metrics,
+            inner: Some(inner),
+            metrics: Some(metrics),
             total,
+        }
+    }
+
+    /// No body: for replaying a bodiless request on a fresh target connection.
+    pub fn empty() -> Self {
+        RequestBody {
+            inner: None,
+            metrics: None,
+            total: None,
         }
     }
 }
@@ -107,11 +117,16 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
                 let length = data.len() as u64;
-                self.metrics.received_bytes(length);
+                if let Some(metrics) = &self.metrics {
+                    metrics.received_bytes(length);
+                }
                 if let Some(total) = &self.total {
                     total.fetch_add(length, Ordering::Relaxed);
                 }
@@ -121,11 +136,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

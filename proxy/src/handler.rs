@@ -382,7 +382,7 @@ async fn forward(
                 target.metrics.connection_error();
             }
             outcome.error_reason = Some(reason);
-            tracing::debug!(target = %target.address, target_group = %group.name, %error, "target request failed");
+            tracing::debug!(target = %target.address, target_group = %group.name, error = %crate::upstream::ErrorChain(&error), "target request failed");
             elb_response(listener, status)
         }
         Err(_) => {

@@ -127,9 +127,13 @@ impl TargetPool {
         &self.settings
     }
 
-    /// Sends `request` on an idle connection, or a new one. A request that a stale pooled
-    /// connection could not take (the target closed it while idle) is retried on another,
-    /// since nothing of it reached the target.
+    /// Sends `request` on an idle connection, or a new one.
+    ///
+    /// A pooled connection may have been closed by the target just before we reuse it (the
+    /// keep-alive race behind many load balancers' 502s). If hyper notices before writing, it
+    /// hands the request back and it goes out on another connection. If it was written into
+    /// the dead connection, it is sent once more on a fresh connection, but only when that is
+    /// safe: an idempotent method, no body, and no response byte received.
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
@@ -137,14 +141,25 @@ impl TargetPool {
         if self.settings.protocol_version == ProtocolVersion::Http2 {
             return self.send_http2(request).await;
         }
+        let mut replay = None;
+        let mut fresh_only = false;
         loop {
-            let (mut sender, reused) = match self.checkout().await {
+            let pooled = if fresh_only {
+                None
+            } else {
+                self.checkout().await
+            };
+            let (mut sender, reused) = match pooled {
                 Some(sender) => (sender, true),
                 None => match self.connect().await? {
                     Sender::Http1(sender) => (sender, false),
                     Sender::Http2(_) => unreachable!("HTTP1 pools open HTTP/1 connections"),
                 },
             };
+            if reused && !fresh_only {
+                // Only a reused connection can be stale; a fresh one needs no copy.
+                replay = replayable_head(&request);
+            }
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let release = Some(Release {
@@ -158,7 +173,17 @@ impl TargetPool {
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if reused => request = unsent,
-                    _ => return Err(UpstreamError::Http(error.into_error())),
+                    _ => {
+                        let error = error.into_error();
+                        match replay.take() {
+                            Some(head) if reused && is_stale_connection(&error) => {
+                                tracing::debug!(target = %self.address, error = %ErrorChain(&error), "pooled target connection was closed; sending again on a fresh one");
+                                request = Request::from_parts(head, RequestBody::empty());
+                                fresh_only = true;
+                            }
+                            _ => return Err(UpstreamError::Http(error)),
+                        }
+                    }
                 },
             }
         }
@@ -295,6 +320,66 @@ impl TargetPool {
                 Ok(Sender::Http2(sender))
             }
         }
+    }
+}
+
+/// A copy of a request's head when sending it twice would be harmless: an idempotent method
+/// (RFC 9110 §9.2.2) and no body. Copying the head costs an allocation or two; it buys zero
+/// failed requests when a target closes a keep-alive connection under us.
+fn replayable_head(request: &Request<RequestBody>) -> Option<http::request::Parts> {
+    use http::Method;
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !request.body().is_end_stream() {
+        return None;
+    }
+    let (mut head, ()) = Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .version(request.version())
+        .body(())
+        .ok()?
+        .into_parts();
+    head.headers = request.headers().clone();
+    Some(head)
+}
+
+/// Whether a failure looks like a reused connection the target had already closed: it ended
+/// before a response began (reset, broken pipe, or closed mid-message).
+fn is_stale_connection(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() || error.is_canceled() {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Shows an error with its causes (`connection error: Connection reset by peer`), which
+/// hyper's own message alone hides.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
