@@ -591,7 +591,7 @@ fn log_entry_for(
         ssl_cipher: context.tls.as_ref().and_then(|tls| tls.cipher),
         ssl_protocol: context.tls.as_ref().and_then(|tls| tls.protocol),
         target_group: None,
-        trace_id: None,
+        trace_id: Some(headers::trace_id_for_log(request.headers())),
         domain_name: context.tls.as_ref().and_then(|tls| tls.server_name.clone()),
         chosen_cert: None,
         matched_rule: MatchedRule::NotEvaluated,
@@ -613,9 +613,12 @@ fn complete_entry(entry: &mut AccessLogEntry, outcome: Outcome, received: Instan
     entry.matched_rule = outcome.matched_rule;
     entry.actions_executed = outcome.actions;
     entry.error_reason = outcome.error_reason;
-    entry.trace_id = outcome
+    if let Some(sent) = outcome
         .trace_id
-        .and_then(|v| v.to_str().ok().map(str::to_string));
+        .and_then(|v| v.to_str().ok().map(str::to_string))
+    {
+        entry.trace_id = Some(sent);
+    }
     entry.redirect_url = outcome
         .redirect_url
         .and_then(|v| v.to_str().ok().map(str::to_string));

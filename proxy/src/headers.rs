@@ -215,6 +215,23 @@ pub fn apply_trace_id(headers: &mut HeaderMap) -> HeaderValue {
     value
 }
 
+/// The trace id an access-log line shows for a request that is not forwarded (fixed
+/// response, redirect, error): the one the client sent, or a new `Root=` as ALB logs.
+pub fn trace_id_for_log(headers: &HeaderMap) -> String {
+    match headers
+        .get(&X_AMZN_TRACE_ID)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(existing) => existing.to_string(),
+        None => {
+            let mut value = String::with_capacity(40);
+            value.push_str("Root=");
+            write_trace_id(&mut value);
+            value
+        }
+    }
+}
+
 /// `1-<8 hex epoch seconds>-<24 hex random>`, ALB's trace-id shape.
 fn write_trace_id(out: &mut String) {
     let seconds = SystemTime::now()
