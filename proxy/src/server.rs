@@ -5,6 +5,7 @@
 //! SO_REUSEPORT socket so a connection lives its whole life on one thread with that thread's
 //! upstream pools; `multi_thread` runs one work-stealing runtime over one socket.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -344,47 +345,81 @@ async fn drive<I>(
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
 
+    // One watchdog timer per connection covers ALB's idle timeout, the client keep-alive
+    // duration and process shutdown. It is polled only after it has fired (the timer wakes
+    // the task itself), so the per-request wake-ups of the connection cost nothing extra.
     let idle_timeout = settings.idle_timeout;
-    let keep_alive_ends = tokio::time::sleep(settings.client_keep_alive);
-    tokio::pin!(keep_alive_ends);
-    let idle_check = tokio::time::sleep(idle_timeout);
-    tokio::pin!(idle_check);
-    let mut shutdown = context.shutdown.clone();
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(%peer, %error, "client connection ended with an error");
-                }
-                break;
-            }
-            _ = &mut keep_alive_ends, if !closing => {
-                // ALB's client_keep_alive: finish what is in flight, then close.
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = shutdown.changed(), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = &mut idle_check => {
-                let idle_for = activity.idle_for();
-                let busy = connection_context.in_flight.load(Ordering::Relaxed) > 0;
-                if busy || idle_for < idle_timeout {
-                    let wait = if busy { idle_timeout } else { idle_timeout - idle_for };
-                    idle_check.as_mut().reset(tokio::time::Instant::now() + wait);
-                } else if closing {
-                    // Still open a full idle period after asking it to close: drop it.
-                    break;
-                } else {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                    idle_check.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
-                }
-            }
+    let opened = tokio::time::Instant::now();
+    let keep_alive_ends = opened + settings.client_keep_alive;
+    let watchdog =
+        tokio::time::sleep_until(next_check(opened, opened + idle_timeout, keep_alive_ends));
+    tokio::pin!(watchdog);
+    let mut watchdog_armed = false;
+    let mut closing: Option<tokio::time::Instant> = None;
+    let shutdown = context.shutdown.clone();
+    let outcome = std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
         }
+        if watchdog_armed && !watchdog.is_elapsed() {
+            return Poll::Pending;
+        }
+        if watchdog.as_mut().poll(cx).is_pending() {
+            watchdog_armed = true;
+            return Poll::Pending;
+        }
+        watchdog_armed = false;
+        let now = tokio::time::Instant::now();
+        let busy = connection_context.in_flight.load(Ordering::Relaxed) > 0;
+        let idle_since = now - activity.idle_for();
+        let idle_deadline = if busy {
+            now + idle_timeout
+        } else {
+            idle_since + idle_timeout
+        };
+        let stop_asked = shutdown.has_changed().unwrap_or(true) || now >= keep_alive_ends;
+        match closing {
+            // Asked to close a full idle period ago and still open: drop it.
+            Some(asked) if !busy && now >= asked + idle_timeout && now >= idle_deadline => {
+                return Poll::Ready(None);
+            }
+            Some(_) => {}
+            None if stop_asked || (!busy && now >= idle_deadline) => {
+                // Finish what is in flight, then close (HTTP/1 `Connection: close`, HTTP/2
+                // GOAWAY); an idle HTTP/1 connection closes at once.
+                connection.as_mut().graceful_shutdown();
+                closing = Some(now);
+            }
+            None => {}
+        }
+        let idle_deadline = match closing {
+            Some(asked) => idle_deadline.max(asked + idle_timeout),
+            None => idle_deadline,
+        };
+        watchdog
+            .as_mut()
+            .reset(next_check(now, idle_deadline, keep_alive_ends));
+    })
+    .await;
+    if let Some(Err(error)) = outcome {
+        tracing::debug!(%peer, %error, "client connection ended with an error");
     }
+}
+
+/// How often an otherwise quiet connection checks for process shutdown.
+const SHUTDOWN_CHECK: Duration = Duration::from_secs(1);
+
+/// The watchdog's next deadline: the earliest of the idle deadline, the end of the client
+/// keep-alive duration, and the next shutdown check.
+fn next_check(
+    now: tokio::time::Instant,
+    idle_deadline: tokio::time::Instant,
+    keep_alive_ends: tokio::time::Instant,
+) -> tokio::time::Instant {
+    idle_deadline
+        .min(keep_alive_ends)
+        .min(now + SHUTDOWN_CHECK)
+        .max(now)
 }
 
 fn process_epoch() -> Instant {
