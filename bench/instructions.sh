@@ -118,24 +118,8 @@ EOF
             echo "nginx -c $dir/nginx.conf"
             ;;
         haproxy)
-            cat >"$dir/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 10s
-    timeout client 60s
-    timeout server 60s
-    http-reuse always
-frontend bench
-    bind 127.0.0.1:$port
-    default_backend backends
-backend backends
-    balance roundrobin
-    server b1 127.0.0.1:${BACKENDS[0]}
-    server b2 127.0.0.1:${BACKENDS[1]}
-EOF
+            sed -e "s/@PORT@/$port/" -e "s/@BACKEND1@/${BACKENDS[0]}/" \
+                -e "s/@BACKEND2@/${BACKENDS[1]}/" "$REPO_ROOT/bench/haproxy.cfg.tmpl" >"$dir/haproxy.cfg"
             echo "haproxy -db -f $dir/haproxy.cfg"
             ;;
         scalegate)

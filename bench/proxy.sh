@@ -226,24 +226,8 @@ start_proxy_nginx() {
 
 start_proxy_haproxy() {
     local port=$1 conf="$WORK_DIR/haproxy.cfg"
-    cat >"$conf" <<EOF
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    http-reuse always
-frontend bench
-    bind 127.0.0.1:$port
-    default_backend backends
-backend backends
-    balance roundrobin
-    server backend1 127.0.0.1:${BACKEND_PORTS[0]}
-    server backend2 127.0.0.1:${BACKEND_PORTS[1]}
-EOF
+    sed -e "s/@PORT@/$port/" -e "s/@BACKEND1@/${BACKEND_PORTS[0]}/" \
+        -e "s/@BACKEND2@/${BACKEND_PORTS[1]}/" "$REPO_ROOT/bench/haproxy.cfg.tmpl" >"$conf"
     haproxy -c -q -f "$conf" || die "haproxy rejected $conf"
     start "$PROXY_CORE" "$WORK_DIR/proxy-haproxy.log" haproxy -db -f "$conf"
 }
