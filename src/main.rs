@@ -69,7 +69,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, cli.log_level.as_deref());
+    let log_format = cli.log_format;
+    init_logging(log_format, cli.log_level.as_deref());
     let result = match cli.command {
         Command::Run {
             config,
@@ -88,8 +89,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("scalegate: {error:#}");
+            // Once: a plain line for a person, or a JSON event for a log shipper.
+            match log_format {
+                LogFormat::Human => eprintln!("scalegate: {error:#}"),
+                LogFormat::Json => tracing::error!("{error:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -101,9 +105,12 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
+    // Colours only for a person at a terminal; a log file or a pipe gets plain text.
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder

@@ -136,4 +136,10 @@ fn run_with_an_invalid_file_exits_non_zero() {
         "{}",
         text(&output.stderr)
     );
+    // Human logs to a pipe or a file carry no terminal colour codes.
+    assert!(
+        !output.stderr.contains(&0x1b),
+        "ANSI escapes in piped logs: {:?}",
+        text(&output.stderr)
+    );
 }
