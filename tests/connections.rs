@@ -229,3 +229,48 @@ fn idle_client_connection_is_closed_after_the_idle_timeout() {
         "closed after {closed_after:?}, before the 1 s idle timeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_target_connections_idle_past_the_idle_timeout_are_closed() {
+    let backend = Backend::start("app");
+    let target = backend.target();
+    let gate = Scalegate::start(&config(&target, "  idle_timeout_seconds: 1\n"));
+    let url = gate.url("web");
+    let http = client();
+    // Two requests at once need two target connections; both go back to the pool.
+    let (first, second) = tokio::join!(
+        http.get(format!("{url}/sleep/200")).send(),
+        http.get(format!("{url}/sleep/200")).send()
+    );
+    assert_eq!(first.unwrap().status(), 200);
+    assert_eq!(second.unwrap().status(), 200);
+    let labels = target_labels(&target);
+    let (text, both) = poll_metric(
+        &gate,
+        "scalegate_target_connections_active",
+        &labels,
+        Duration::from_secs(5),
+        |open| open == 2.0,
+    )
+    .await;
+    assert!(both, "expected two pooled target connections:\n{text}");
+
+    // Sequential traffic keeps reusing the most recent connection; the other one sits idle
+    // and must be closed once it has been idle for the idle timeout (1 s), as on ALB.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut closed = false;
+    let mut sent = 0;
+    while Instant::now() < deadline && sent < 2_000 {
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+        sent += 1;
+        let text = metrics_text(&gate).await;
+        if metric_sum(&text, "scalegate_target_connections_active", &labels) == 1.0 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "the idle pooled connection was not closed after {sent} requests"
+    );
+}

@@ -8,6 +8,7 @@
 //! has been read to its end. Each worker has its own pools, so in the `per_core` layout a
 //! pool's lock is never contended.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -103,7 +104,8 @@ pub struct TargetPool {
     settings: PoolSettings,
     tls: Option<tokio_rustls::TlsConnector>,
     metrics: TargetMetrics,
-    idle: Mutex<Vec<IdleConnection>>,
+    /// Most recently used at the back (reused first), oldest at the front (expired first).
+    idle: Mutex<VecDeque<IdleConnection>>,
     shared_http2: Mutex<Option<http2::SendRequest<RequestBody>>>,
 }
 
@@ -117,7 +119,7 @@ impl TargetPool {
             settings,
             tls,
             metrics,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             shared_http2: Mutex::new(None),
         })
     }
@@ -219,7 +221,7 @@ impl TargetPool {
     /// The most recently used idle connection that is still open and not expired.
     async fn checkout(&self) -> Option<http1::SendRequest<RequestBody>> {
         loop {
-            let idle = self.idle.lock().expect("pool lock").pop()?;
+            let idle = self.idle.lock().expect("pool lock").pop_back()?;
             if idle.sender.is_closed() || idle.since.elapsed() >= self.settings.idle_timeout {
                 continue;
             }
@@ -236,12 +238,18 @@ impl TargetPool {
         if sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle.lock().expect("pool lock");
+        // Close the oldest idle connection once it has been idle for the idle timeout, as ALB
+        // closes target connections (one per return keeps this O(1)).
+        if idle
+            .front()
+            .is_some_and(|oldest| now.duration_since(oldest.since) >= self.settings.idle_timeout)
+        {
+            idle.pop_front();
+        }
         if idle.len() < self.settings.max_idle {
-            idle.push(IdleConnection {
-                sender,
-                since: Instant::now(),
-            });
+            idle.push_back(IdleConnection { sender, since: now });
         }
     }
 
