@@ -138,16 +138,35 @@ run_step() {
     fi
 }
 
-# Runs inside run_step's `if`, where set -e is off: statuses are combined by hand.
+# Runs inside run_step's `if`, where set -e is off: statuses are combined by hand. The
+# runner's output is kept so the closing line can count the tests that ran.
+TEST_OUTPUT=$(mktemp)
 run_tests() {
+    local status=0
     if cargo nextest --version >/dev/null 2>&1; then
-        local status=0
-        cargo nextest run --workspace --no-fail-fast --no-tests=warn || status=1
-        # nextest does not run doctests.
+        # nextest does not run doctests; they run first so nextest's summary closes the log.
         cargo test --workspace --doc || status=1
+        cargo nextest run --workspace --no-fail-fast --no-tests=warn 2>&1 | tee "$TEST_OUTPUT" || status=1
         return "$status"
     fi
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$TEST_OUTPUT" || status=1
+    return "$status"
+}
+
+# Sums the numbers before WORD (`passed`, `failed`) on the runners' summary lines.
+count_word() {
+    awk -v word="$1" '/tests run: |^test result: / {
+        for (i = 1; i < NF; i++) if ($(i + 1) ~ "^" word) total += $i
+    } END { print total + 0 }' "$TEST_OUTPUT"
+}
+
+# Prints `tests: N passed, N failed` from the runner's own counts (nextest's summary, or the
+# sum of cargo test's result lines).
+test_counts() {
+    local passed failed
+    passed=$(count_word passed)
+    failed=$(count_word failed)
+    printf 'tests: %s passed, %s failed\n' "$passed" "$failed"
 }
 
 summary() {
@@ -158,6 +177,10 @@ summary() {
     local IFS=,
     printf 'scripts/test.sh: %s in %ss [%s]\n' "$verdict" "$((SECONDS - START_TIME))" \
         "${RESULTS[*]}"
+    if [[ -s $TEST_OUTPUT ]]; then
+        test_counts
+    fi
+    rm -f "$TEST_OUTPUT"
 }
 
 main() {
