@@ -247,7 +247,10 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(serve_admin(
             admin,
-            AdminState::new(Arc::clone(&metrics)),
+            AdminState::new(Arc::clone(&metrics)).with_json("/api/listeners", {
+                let proxy = Arc::clone(&proxy);
+                move || serde_json::to_value(proxy.listeners()).unwrap_or_default()
+            }),
             async move {
                 let _ = admin_stopped.await;
             },

@@ -179,3 +179,24 @@ async fn admin_answers_404_for_unknown_paths() {
         .unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_lists_listeners_with_their_bound_addresses() {
+    let backend = Backend::start("app");
+    let gate = Scalegate::start(&config(&backend));
+    let listeners: serde_json::Value = client()
+        .get(format!("http://{}/api/listeners", gate.admin_address()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let web = listeners
+        .as_array()
+        .and_then(|all| all.iter().find(|l| l["name"] == "web"))
+        .unwrap_or_else(|| panic!("no listener named web in {listeners}"));
+    // Configured on port 0; the API shows the port actually bound.
+    assert_eq!(web["address"], gate.listener_address("web").to_string());
+    assert_eq!(web["protocol"], "HTTP");
+}

@@ -16,7 +16,7 @@ pub struct Config {
     /// Load-balancer-wide attributes (ALB `LoadBalancerAttribute`s).
     #[serde(default)]
     pub load_balancer: LoadBalancer,
-    /// The admin listener: `/metrics`, `/healthz`.
+    /// The admin listener: `/metrics`, `/healthz`, `/api/listeners`.
     #[serde(default)]
     pub admin: Admin,
     /// Optional access log, one line per request with ALB's access-log fields.
@@ -122,7 +122,7 @@ pub enum RuntimeMode {
     MultiThread,
 }
 
-/// The admin listener serving `/metrics` and `/healthz`.
+/// The admin listener serving `/metrics`, `/healthz` and `/api/listeners` (bound addresses).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {

@@ -163,7 +163,8 @@ pub fn rewritten_host(host: &str, listener_port: u16) -> Option<HeaderValue> {
     HeaderValue::from_str(&value).ok()
 }
 
-/// Splits `host[:port]`, keeping IPv6 literals (`[::1]:80`) intact.
+/// Splits `host[:port]`, keeping IPv6 literals (`[::1]:80`) intact; a trailing `:text` that is
+/// not a port stays part of the host. The one place that parses a Host or `:authority`.
 pub fn split_host_port(host: &str) -> (&str, Option<&str>) {
     if host.starts_with('[') {
         return match host.find(']') {
@@ -175,7 +176,9 @@ pub fn split_host_port(host: &str) -> (&str, Option<&str>) {
         };
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, Some(port))
+        }
         _ => (host, None),
     }
 }

@@ -294,7 +294,8 @@ impl Proxy {
         }
     }
 
-    /// The listeners running now, with their bound addresses.
+    /// The listeners running now, with their bound addresses (served at the admin API's
+    /// `/api/listeners`, so port-0 listeners can be found).
     pub fn listeners(&self) -> Vec<BoundListener> {
         self.state
             .lock()
@@ -303,11 +304,6 @@ impl Proxy {
             .iter()
             .map(|l| l.bound.clone())
             .collect()
-    }
-
-    /// The metrics this proxy records into.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
     }
 
     /// Stops accepting, lets open connections finish their requests for up to `grace`, then

@@ -220,20 +220,7 @@ pub(crate) fn hex_value(digit: u8) -> Option<u8> {
 /// (`[::1]:80` → `[::1]`). A colon-rich value without brackets is left alone: it is not
 /// `host:port`.
 pub fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return match authority.find(']') {
-            Some(end) => &authority[..=end],
-            None => authority,
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port))
-            if !host.contains(':') && port.bytes().all(|byte| byte.is_ascii_digit()) =>
-        {
-            host
-        }
-        _ => authority,
-    }
+    crate::headers::split_host_port(authority).0
 }
 
 /// A query-string condition pair; a missing key pattern matches any key.

@@ -34,8 +34,6 @@ pub struct LoadBalancerSettings {
     pub xff_client_port: bool,
     /// Send Host unchanged.
     pub preserve_host_header: bool,
-    /// Offer h2 by ALPN.
-    pub http2_enabled: bool,
     /// Drop headers with names outside `[-A-Za-z0-9]+`.
     pub drop_invalid_header_fields: bool,
     /// Host value used when a request has none.
@@ -52,7 +50,6 @@ impl LoadBalancerSettings {
             xff_mode: lb.xff_header_processing_mode,
             xff_client_port: lb.xff_client_port,
             preserve_host_header: lb.preserve_host_header,
-            http2_enabled: lb.http2_enabled,
             drop_invalid_header_fields: lb.drop_invalid_header_fields,
             default_host: HeaderValue::from_str(&lb.name)
                 .unwrap_or(HeaderValue::from_static("scalegate")),
