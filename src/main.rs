@@ -232,6 +232,10 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
+    let admin_token = config
+        .admin
+        .resolve_token()
+        .map_err(|reason| anyhow::anyhow!("admin: {reason}"))?;
     control.block_on(async move {
         let metrics = Metrics::new(&config.load_balancer.name);
         let proxy = Arc::new(
@@ -243,20 +247,23 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
             .with_context(|| {
                 format!("cannot bind the admin listener on {}", config.admin.address)
             })?;
+        let reloader =
+            path.map(|path| reload::spawn(path, Arc::clone(&proxy), Arc::clone(&metrics)));
         tracing::info!(address = %admin.local_addr()?, "admin listening");
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(serve_admin(
             admin,
-            AdminState::new(Arc::clone(&metrics)).with_json("/api/listeners", {
-                let proxy = Arc::clone(&proxy);
-                move || serde_json::to_value(proxy.listeners()).unwrap_or_default()
-            }),
+            AdminState::new(Arc::clone(&metrics))
+                .with_bearer_token(admin_token)
+                .with_target_groups(Arc::clone(proxy.target_groups()))
+                .with_json("/api/listeners", {
+                    let proxy = Arc::clone(&proxy);
+                    move || serde_json::to_value(proxy.listeners()).unwrap_or_default()
+                }),
             async move {
                 let _ = admin_stopped.await;
             },
         ));
-        let reloader =
-            path.map(|path| reload::spawn(path, Arc::clone(&proxy), Arc::clone(&metrics)));
 
         wait_for_stop_signal().await;
         tracing::info!(

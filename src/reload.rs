@@ -16,12 +16,17 @@ use tokio::task::JoinHandle;
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// Starts watching `path` and SIGHUP; the returned task runs until aborted.
+///
+/// The SIGHUP handler and the file watcher are installed before this returns, so a SIGHUP
+/// sent as soon as scalegate reports it is listening reloads rather than kills the process
+/// (SIGHUP's default action).
 pub fn spawn(path: PathBuf, proxy: Arc<Proxy>, metrics: Arc<Metrics>) -> JoinHandle<()> {
+    let (events, mut triggers) = mpsc::channel::<&'static str>(16);
+    let watcher = watch_file(&path, events.clone());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("SIGHUP handler installs");
     tokio::spawn(async move {
-        let (events, mut triggers) = mpsc::channel::<&'static str>(16);
-        let _watcher = watch_file(&path, events.clone());
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .expect("SIGHUP handler installs");
+        let _watcher = watcher;
         loop {
             let cause = tokio::select! {
                 _ = hangup.recv() => "SIGHUP",

@@ -8,12 +8,16 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use axum::extract::{Path, Query};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::metrics::{Metrics, TEXT_CONTENT_TYPE};
+use crate::target_group::{RegistrationSource, TargetGroups};
 
 /// Re-exported so that callers adding endpoints use the same axum version as the server.
 pub use axum;
@@ -24,6 +28,7 @@ pub use axum;
 pub struct AdminState {
     metrics: Arc<Metrics>,
     extra_routes: Router,
+    bearer_token: Option<Arc<str>>,
 }
 
 impl AdminState {
@@ -32,7 +37,20 @@ impl AdminState {
         AdminState {
             metrics,
             extra_routes: Router::new(),
+            bearer_token: None,
         }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every endpoint but `/healthz` (which
+    /// liveness probes call without credentials).
+    pub fn with_bearer_token(mut self, token: Option<String>) -> AdminState {
+        self.bearer_token = token.map(Arc::from);
+        self
+    }
+
+    /// Adds the target-group API over `groups`.
+    pub fn with_target_groups(self, groups: Arc<TargetGroups>) -> AdminState {
+        self.with_routes(target_group_routes(groups))
     }
 
     /// Adds arbitrary routes (with their state already applied). Panics, like
@@ -61,11 +79,207 @@ impl AdminState {
 /// The admin API as a router, for serving it some other way or testing it in memory.
 pub fn router(state: AdminState) -> Router {
     let metrics = state.metrics;
-    Router::new()
+    let protected = Router::new()
         .route("/metrics", get(move || render_metrics(metrics.clone())))
-        .route("/healthz", get(|| async { "ok" }))
         .merge(state.extra_routes)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") });
+    let protected = match state.bearer_token {
+        Some(token) => protected.layer(axum::middleware::from_fn(move |request, next| {
+            require_bearer(Arc::clone(&token), request, next)
+        })),
+        None => protected,
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(protected)
+}
+
+/// Lets a request through only with the configured bearer token (compared in constant time,
+/// so the token cannot be guessed byte by byte from response timing).
+async fn require_bearer(
+    token: Arc<str>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let matches = presented.len() == token.len()
+        && presented
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0;
+    if matches {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "the admin API needs Authorization: Bearer <token>\n",
+        )
+            .into_response()
+    }
+}
+
+/// A target in a register or deregister call: `"10.0.0.5:8080"`, `{"id": "10.0.0.5", "port":
+/// 8080}`, or `{"id": "10.0.0.5"}` (the group's port).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum TargetSpec {
+    Text(String),
+    Object {
+        id: String,
+        #[serde(default)]
+        port: Option<u16>,
+    },
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsBody {
+    targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct HealthQuery {
+    /// Comma-separated `ip:port` list to describe only those targets.
+    #[serde(default)]
+    targets: Option<String>,
+}
+
+fn json_error(status: StatusCode, message: impl std::fmt::Display) -> axum::response::Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": message.to_string() })),
+    )
+        .into_response()
+}
+
+fn parse_target(spec: &TargetSpec, default_port: u16) -> Result<SocketAddr, String> {
+    let target = match spec {
+        TargetSpec::Text(text) => scalegate_config::Target::Short(text.clone()),
+        TargetSpec::Object { id, port } => {
+            scalegate_config::Target::Full(scalegate_config::TargetAddress {
+                address: id.clone(),
+                port: *port,
+            })
+        }
+    };
+    target.socket_addr(default_port)
+}
+
+/// The target-group API: ALB's `DescribeTargetHealth`, `RegisterTargets` and
+/// `DeregisterTargets` in scalegate's JSON.
+pub fn target_group_routes(groups: Arc<TargetGroups>) -> Router {
+    let list = {
+        let groups = Arc::clone(&groups);
+        move || {
+            let groups = Arc::clone(&groups);
+            async move {
+                let summary: Vec<serde_json::Value> = groups
+                    .all()
+                    .iter()
+                    .map(|group| {
+                        let settings = group.settings();
+                        serde_json::json!({
+                            "name": group.name(),
+                            "in_use": group.in_use(),
+                            "algorithm": settings.algorithm.as_str(),
+                            "health_checks": settings.health_check.is_some(),
+                            "fail_open": group.routing().fail_open,
+                            "load": group.load(),
+                        })
+                    })
+                    .collect();
+                Json(serde_json::json!({ "target_groups": summary }))
+            }
+        }
+    };
+    let health = {
+        let groups = Arc::clone(&groups);
+        move |Path(name): Path<String>, Query(query): Query<HealthQuery>| {
+            let groups = Arc::clone(&groups);
+            async move {
+                let Some(group) = groups.get(&name) else {
+                    return json_error(StatusCode::NOT_FOUND, format!("no target group {name:?}"));
+                };
+                let only = match query.targets.as_deref() {
+                    None | Some("") => None,
+                    Some(list) => {
+                        let parsed: Result<Vec<SocketAddr>, String> = list
+                            .split(',')
+                            .map(|text| {
+                                parse_target(
+                                    &TargetSpec::Text(text.to_string()),
+                                    group.settings().default_port,
+                                )
+                            })
+                            .collect();
+                        match parsed {
+                            Ok(addresses) => Some(addresses),
+                            Err(error) => return json_error(StatusCode::BAD_REQUEST, error),
+                        }
+                    }
+                };
+                Json(serde_json::json!({
+                    "target_group": group.name(),
+                    "target_health_descriptions": group.describe(only.as_deref()),
+                }))
+                .into_response()
+            }
+        }
+    };
+    let change = |register: bool| {
+        let groups = Arc::clone(&groups);
+        move |Path(name): Path<String>,
+              body: Result<Json<TargetsBody>, axum::extract::rejection::JsonRejection>| {
+            let groups = Arc::clone(&groups);
+            async move {
+                let Some(group) = groups.get(&name) else {
+                    return json_error(StatusCode::NOT_FOUND, format!("no target group {name:?}"));
+                };
+                let Json(body) = match body {
+                    Ok(body) => body,
+                    Err(rejection) => {
+                        return json_error(StatusCode::BAD_REQUEST, rejection.body_text())
+                    }
+                };
+                let default_port = group.settings().default_port;
+                let addresses: Result<Vec<SocketAddr>, String> = body
+                    .targets
+                    .iter()
+                    .map(|spec| parse_target(spec, default_port))
+                    .collect();
+                let addresses = match addresses {
+                    Ok(addresses) if !addresses.is_empty() => addresses,
+                    Ok(_) => return json_error(StatusCode::BAD_REQUEST, "targets is empty"),
+                    Err(error) => return json_error(StatusCode::BAD_REQUEST, error),
+                };
+                let result = if register {
+                    group.register(&addresses, RegistrationSource::Api)
+                } else {
+                    group.deregister(&addresses, RegistrationSource::Api)
+                };
+                match result {
+                    Ok(()) => Json(serde_json::json!({
+                        "target_group": group.name(),
+                        "target_health_descriptions": group.describe(Some(&addresses)),
+                    }))
+                    .into_response(),
+                    Err(error) => json_error(StatusCode::BAD_REQUEST, error),
+                }
+            }
+        }
+    };
+    Router::new()
+        .route("/api/target-groups", get(list))
+        .route("/api/target-groups/{name}/health", get(health))
+        .route("/api/target-groups/{name}/register", post(change(true)))
+        .route("/api/target-groups/{name}/deregister", post(change(false)))
 }
 
 async fn render_metrics(metrics: Arc<Metrics>) -> impl IntoResponse {

@@ -32,6 +32,7 @@ use crate::headers::{self, canonical_ip};
 use crate::matching::{strip_port, RequestFacts};
 use crate::routing::CompiledAction;
 use crate::snapshot::ListenerRuntime;
+use crate::target_group::stickiness::StickyLookup;
 use crate::upstream::UpstreamError;
 
 /// ALB's limit on the request line (method, target and version).
@@ -307,11 +308,37 @@ async fn forward(
         return elb_response(listener, StatusCode::SERVICE_UNAVAILABLE);
     };
     outcome.target_group = Some(Arc::clone(&group.log_name));
-    let Some(target) = group.next_target() else {
+    let table = group.group.routing();
+    let stickiness = table.settings.stickiness.as_ref();
+    let now = stickiness.map(|_| SystemTime::now());
+    let mut pinned = false;
+    let chosen = match (stickiness, now) {
+        (Some(stickiness), Some(now)) => {
+            let lookup =
+                stickiness.pinned_target(request.headers().get_all(header::COOKIE).iter(), now);
+            match lookup {
+                StickyLookup::Pinned(address) if table.find(address).is_some() => {
+                    pinned = true;
+                    table.find(address)
+                }
+                other => {
+                    if matches!(other, StickyLookup::Invalid) {
+                        outcome.error_reason = Some("AWSALBCookieInvalid");
+                    }
+                    group.metrics.non_sticky_request();
+                    table.pick(None)
+                }
+            }
+        }
+        _ => table.pick(None),
+    };
+    let Some(mut target) = chosen.cloned() else {
         return elb_response(listener, StatusCode::SERVICE_UNAVAILABLE);
     };
+    if table.fail_open {
+        group.metrics.unhealthy_routing_request();
+    }
     listener.metrics.request();
-    outcome.target = Some(target.address);
     let is_upgrade =
         request.version() == Version::HTTP_11 && request.headers().contains_key(header::UPGRADE);
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -327,8 +354,9 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let http2 = group.protocol_version == scalegate_config::ProtocolVersion::Http2;
     let mut uri = http::uri::Parts::default();
-    if group.protocol_version == scalegate_config::ProtocolVersion::Http2 {
+    if http2 {
         uri.scheme = Some(group.scheme.clone());
         uri.authority = Some(target.authority.clone());
     }
@@ -339,18 +367,59 @@ async fn forward(
     };
     parts.version = Version::HTTP_11;
     let body = RequestBody::new(body, listener.metrics.clone(), received_body);
+    let mut request = Request::from_parts(parts, body);
 
-    target.metrics.request();
+    let passive_health = table.settings.passive_health;
     let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started + group.response_timeout);
     outcome.dispatched = Some(started);
     let mut guard = ClientGoneGuard {
         listener,
         armed: true,
     };
-    let sent = target
-        .pool(context.worker)
-        .send(Request::from_parts(parts, body));
-    let result = tokio::time::timeout(group.response_timeout, sent).await;
+    let mut retried = false;
+    let result = loop {
+        outcome.target = Some(target.address);
+        target.metrics.request();
+        let in_flight = target.begin_request();
+        let pool = target.pool(context.worker);
+        let sent = pool.send(request, passive_health && !retried);
+        match tokio::time::timeout_at(deadline, sent).await {
+            Ok(Ok(mut response)) => {
+                response.body_mut().hold(in_flight);
+                break Ok(Ok(response));
+            }
+            Ok(Err(failure)) => {
+                if failure.error.is_connect() {
+                    target.metrics.connection_error();
+                }
+                let retry = match failure.unsent {
+                    Some(unsent) if passive_health && !retried => {
+                        group.group.mark_suspect(&target);
+                        table
+                            .pick(Some(&target))
+                            .cloned()
+                            .map(|next| (unsent, next))
+                    }
+                    _ => None,
+                };
+                let Some((mut unsent, next)) = retry else {
+                    break Ok(Err(failure.error));
+                };
+                tracing::debug!(target = %target.address, next = %next.address, target_group = %group.name, error = %crate::upstream::ErrorChain(&failure.error), "target failed before answering; retrying on another target");
+                group.metrics.retry(retry_reason(&failure.error));
+                if http2 {
+                    let mut uri = std::mem::take(unsent.uri_mut()).into_parts();
+                    uri.authority = Some(next.authority.clone());
+                    *unsent.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+                }
+                request = unsent;
+                target = next;
+                retried = true;
+            }
+            Err(elapsed) => break Err(elapsed),
+        }
+    };
     guard.armed = false;
     outcome.target_time = Some(started.elapsed());
     match result {
@@ -363,9 +432,19 @@ async fn forward(
             let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && is_upgrade;
             if upgraded {
                 if let Some(client_upgrade) = client_upgrade {
-                    response.body_mut().detach();
+                    let in_flight = response.body_mut().detach();
                     let target_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(tunnel(client_upgrade, target_upgrade));
+                    tokio::spawn(async move {
+                        tunnel(client_upgrade, target_upgrade).await;
+                        drop(in_flight);
+                    });
+                }
+            }
+            if let (Some(stickiness), Some(now)) = (stickiness, now) {
+                for cookie in
+                    stickiness.set_cookies(target.address, response.headers(), pinned, now)
+                {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
                 }
             }
             headers::remove_hop_by_hop(response.headers_mut(), upgraded);
@@ -378,9 +457,6 @@ async fn forward(
         }
         Ok(Err(error)) => {
             let (status, reason) = classify_target_error(&error);
-            if error.is_connect() {
-                target.metrics.connection_error();
-            }
             outcome.error_reason = Some(reason);
             tracing::debug!(target = %target.address, target_group = %group.name, error = %crate::upstream::ErrorChain(&error), "target request failed");
             elb_response(listener, status)
@@ -390,6 +466,16 @@ async fn forward(
             tracing::debug!(target = %target.address, target_group = %group.name, "target response timed out");
             elb_response(listener, StatusCode::GATEWAY_TIMEOUT)
         }
+    }
+}
+
+/// The label a passive retry is counted under.
+fn retry_reason(error: &UpstreamError) -> &'static str {
+    match error {
+        UpstreamError::ConnectTimeout(_) => "connect_timeout",
+        UpstreamError::Connect(_) => "connect_error",
+        UpstreamError::Tls(_) => "tls_error",
+        UpstreamError::Http(_) => "connection_closed",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod actions;
 pub mod admin;
 pub mod body;
+pub mod cookie;
 pub mod handler;
 pub mod headers;
 pub mod matching;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
+pub mod target_group;
 pub mod tls;
 pub mod upstream;
 
@@ -35,6 +37,8 @@ use crate::metrics::Metrics;
 use crate::routing::ListenerRoutes;
 use crate::server::{AcceptContext, BoundSockets, ConnectionCount, Workers};
 use crate::snapshot::{ListenerRuntime, SharedState};
+use crate::target_group::health::HealthScheduler;
+use crate::target_group::TargetGroups;
 
 /// Why a config could not be applied; the running config is untouched when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -90,14 +94,20 @@ pub struct Proxy {
     state: Mutex<ProxyState>,
     shutdown: watch::Sender<bool>,
     connections: Arc<ConnectionCount>,
+    target_groups: Arc<TargetGroups>,
+    health_scheduler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Proxy {
-    /// Starts the workers and every listener of `config`.
+    /// Starts the workers and every listener of `config`, and the health checker on the
+    /// current tokio runtime (so call it from inside one).
     pub fn start(config: &Config, metrics: Arc<Metrics>) -> Result<Proxy, ProxyError> {
         let workers = Workers::start(&config.load_balancer.runtime).map_err(ProxyError::Runtime)?;
         let (shutdown, _) = watch::channel(false);
+        let scheduler = HealthScheduler::new();
         let proxy = Proxy {
+            target_groups: TargetGroups::new(Arc::clone(&metrics), Arc::clone(&scheduler)),
+            health_scheduler: Mutex::new(Some(scheduler.spawn())),
             metrics,
             workers: Mutex::new(Some(workers)),
             state: Mutex::new(ProxyState {
@@ -133,16 +143,15 @@ impl Proxy {
             )
             .map_err(|error| ProxyError::Compile(format!("access_log: {error}")))?,
         };
-        let shared = Arc::new(
-            SharedState::compile(
+        let prepared = self
+            .target_groups
+            .prepare(
                 config,
-                state.shared.as_deref(),
-                &self.metrics,
+                std::time::Duration::from_secs(config.load_balancer.idle_timeout_seconds),
                 workers.pool_count(),
-                access_log.clone(),
             )
-            .map_err(ProxyError::Compile)?,
-        );
+            .map_err(ProxyError::Compile)?;
+        let shared = Arc::new(SharedState::compile(config, &prepared, access_log.clone()));
 
         // Compile and bind everything before touching what runs.
         struct Planned {
@@ -228,6 +237,15 @@ impl Proxy {
         }
 
         // Commit.
+        let used_groups: Vec<usize> = planned
+            .iter()
+            .flat_map(|plan| plan.runtime.routes.target_groups())
+            .collect();
+        self.target_groups.commit(prepared, |name| {
+            shared
+                .target_group_index(name)
+                .is_some_and(|index| used_groups.contains(&index))
+        });
         let mut previous: Vec<Option<ActiveListener>> =
             state.listeners.drain(..).map(Some).collect();
         let mut next = Vec::with_capacity(planned.len());
@@ -274,14 +292,31 @@ impl Proxy {
             .retain_listeners(|name| state.listeners.iter().any(|l| l.bound.name == name));
         self.metrics
             .retain_target_groups(|name| shared.target_group_index(name).is_some());
-        self.metrics.retain_targets(|group, target| {
-            shared.target_groups.iter().any(|g| {
-                g.name == group && g.targets.iter().any(|t| t.authority.as_str() == target)
+        let registered: Vec<(String, String)> = self
+            .target_groups
+            .all()
+            .iter()
+            .flat_map(|group| {
+                group
+                    .registered_addresses()
+                    .into_iter()
+                    .map(|address| (group.name().to_string(), address.to_string()))
             })
+            .collect();
+        self.metrics.retain_targets(|group, target| {
+            registered
+                .iter()
+                .any(|(name, address)| name == group && address == target)
         });
         state.shared = Some(shared);
         state.access_log = Some((config.access_log.clone(), access_log));
         Ok(())
+    }
+
+    /// The target groups, for the admin API and in-process callers (discovery, autoscaler):
+    /// register and deregister targets, read health and load.
+    pub fn target_groups(&self) -> &Arc<TargetGroups> {
+        &self.target_groups
     }
 
     /// Reopens the access-log file (after logrotate moved it); called on SIGHUP.
@@ -313,6 +348,9 @@ impl Proxy {
         let deadline = Instant::now() + grace;
         while self.connections.get() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(scheduler) = self.health_scheduler.lock().expect("scheduler lock").take() {
+            scheduler.abort();
         }
         let workers = self.workers.lock().expect("workers lock").take();
         if let Some(workers) = workers {

@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::target_group::probe::{ProbeFailure, ProbeOutcome};
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Content type of [`Metrics::encode_text`]'s output (Prometheus text format 0.0.4).
@@ -87,6 +88,17 @@ struct Families {
     group_requests: IntCounterVec,
     group_healthy_targets: IntGaugeVec,
     group_unhealthy_targets: IntGaugeVec,
+    group_targets_by_state: IntGaugeVec,
+    group_health_checks: IntCounterVec,
+    group_health_check_duration: HistogramVec,
+    group_retries: IntCounterVec,
+    group_fail_open_events: IntCounterVec,
+    group_unhealthy_routing_requests: IntCounterVec,
+    group_non_sticky_requests: IntCounterVec,
+    group_anomalous_targets: IntGaugeVec,
+    group_mitigated_targets: IntGaugeVec,
+    group_request_count_per_target: GaugeVec,
+    target_outstanding_requests: IntGaugeVec,
 
     target_requests: IntCounterVec,
     target_responses: IntCounterVec,
@@ -129,6 +141,10 @@ impl FamilyBuilder<'_> {
 
     fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid definition"))
+    }
+
+    fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.register(GaugeVec::new(Opts::new(name, help), labels).expect("valid definition"))
     }
 
     fn histogram_vec(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
@@ -238,6 +254,70 @@ impl Families {
                 "scalegate_target_group_unhealthy_targets",
                 "Targets considered unhealthy. Mirrors ALB UnHealthyHostCount.",
                 TARGET_GROUP,
+            ),
+            group_targets_by_state: b.gauge_vec(
+                "scalegate_target_group_targets",
+                "Registered targets by ALB health state (initial, healthy, unhealthy, unused, \
+                 draining, unavailable).",
+                &["target_group", "state"],
+            ),
+            group_health_checks: b.counter_vec(
+                "scalegate_target_group_health_checks_total",
+                "Health checks run, by result: success or ALB's failure reason code.",
+                &["target_group", "result"],
+            ),
+            group_health_check_duration: b.histogram_vec(
+                "scalegate_target_group_health_check_duration_seconds",
+                "Time a health check took, from connecting to the response head.",
+                TARGET_GROUP,
+            ),
+            group_retries: b.counter_vec(
+                "scalegate_target_group_retries_total",
+                "Requests sent to a second target after the first failed before answering \
+                 (passive health), by why the first failed.",
+                &["target_group", "reason"],
+            ),
+            group_fail_open_events: b.counter_vec(
+                "scalegate_target_group_fail_open_events_total",
+                "Times the group started routing to all targets because none was healthy.",
+                TARGET_GROUP,
+            ),
+            group_unhealthy_routing_requests: b.counter_vec(
+                "scalegate_target_group_unhealthy_routing_requests_total",
+                "Requests routed while failing open (no healthy target). Mirrors ALB \
+                 UnhealthyRoutingRequestCount.",
+                TARGET_GROUP,
+            ),
+            group_non_sticky_requests: b.counter_vec(
+                "scalegate_target_group_non_sticky_requests_total",
+                "Requests with target stickiness on that got a new target (no, invalid or \
+                 expired cookie, or its target gone or unhealthy). Mirrors ALB \
+                 NonStickyRequestCount.",
+                TARGET_GROUP,
+            ),
+            group_anomalous_targets: b.gauge_vec(
+                "scalegate_target_group_anomalous_targets",
+                "Targets whose error rate stands out from their peers'. Mirrors ALB \
+                 AnomalousHostCount.",
+                TARGET_GROUP,
+            ),
+            group_mitigated_targets: b.gauge_vec(
+                "scalegate_target_group_mitigated_targets",
+                "Anomalous targets whose share of traffic is being reduced (weighted_random \
+                 with anomaly mitigation).",
+                TARGET_GROUP,
+            ),
+            group_request_count_per_target: b.float_gauge_vec(
+                "scalegate_target_group_request_count_per_target",
+                "Requests in the last full minute divided by the targets receiving traffic. \
+                 Mirrors ALB RequestCountPerTarget (the autoscaler's ALBRequestCountPerTarget).",
+                TARGET_GROUP,
+            ),
+            target_outstanding_requests: b.gauge_vec(
+                "scalegate_target_outstanding_requests",
+                "Requests sent to the target and not yet answered in full (what \
+                 least_outstanding_requests balances on); refreshed every second.",
+                TARGET,
             ),
 
             target_requests: b.counter_vec(
@@ -773,7 +853,42 @@ struct TargetGroupSeries {
     requests: IntCounter,
     healthy_targets: IntGauge,
     unhealthy_targets: IntGauge,
+    targets_by_state: [IntGauge; HEALTH_STATES.len()],
+    health_check_success: IntCounter,
+    health_check_failures: [IntCounter; HEALTH_CHECK_FAILURES.len()],
+    health_check_duration: Histogram,
+    retries: [IntCounter; RETRY_REASONS.len()],
+    fail_open_events: IntCounter,
+    unhealthy_routing_requests: IntCounter,
+    non_sticky_requests: IntCounter,
+    anomalous_targets: IntGauge,
+    mitigated_targets: IntGauge,
+    request_count_per_target: Gauge,
 }
+
+/// Label values of `scalegate_target_group_targets`, in [`HealthState::ALL`] order.
+const HEALTH_STATES: [&str; 6] = [
+    "initial",
+    "healthy",
+    "unhealthy",
+    "unused",
+    "draining",
+    "unavailable",
+];
+/// Failure labels of `scalegate_target_group_health_checks_total`, in [`ProbeFailure`] order.
+const HEALTH_CHECK_FAILURES: [&str; 4] = [
+    "Target.ResponseCodeMismatch",
+    "Target.Timeout",
+    "Target.FailedHealthChecks",
+    "Elb.InternalError",
+];
+/// Label values of `scalegate_target_group_retries_total`.
+const RETRY_REASONS: [&str; 4] = [
+    "connect_timeout",
+    "connect_error",
+    "tls_error",
+    "connection_closed",
+];
 
 impl TargetGroupMetrics {
     fn new(families: &Families, name: &str) -> TargetGroupMetrics {
@@ -783,6 +898,34 @@ impl TargetGroupMetrics {
             requests: families.group_requests.with_label_values(label),
             healthy_targets: families.group_healthy_targets.with_label_values(label),
             unhealthy_targets: families.group_unhealthy_targets.with_label_values(label),
+            targets_by_state: HEALTH_STATES.map(|state| {
+                families
+                    .group_targets_by_state
+                    .with_label_values(&[name, state])
+            }),
+            health_check_success: families
+                .group_health_checks
+                .with_label_values(&[name, "success"]),
+            health_check_failures: HEALTH_CHECK_FAILURES.map(|reason| {
+                families
+                    .group_health_checks
+                    .with_label_values(&[name, reason])
+            }),
+            health_check_duration: families
+                .group_health_check_duration
+                .with_label_values(label),
+            retries: RETRY_REASONS
+                .map(|reason| families.group_retries.with_label_values(&[name, reason])),
+            fail_open_events: families.group_fail_open_events.with_label_values(label),
+            unhealthy_routing_requests: families
+                .group_unhealthy_routing_requests
+                .with_label_values(label),
+            non_sticky_requests: families.group_non_sticky_requests.with_label_values(label),
+            anomalous_targets: families.group_anomalous_targets.with_label_values(label),
+            mitigated_targets: families.group_mitigated_targets.with_label_values(label),
+            request_count_per_target: families
+                .group_request_count_per_target
+                .with_label_values(label),
         };
         TargetGroupMetrics {
             inner: Arc::new(series),
@@ -809,11 +952,113 @@ impl TargetGroupMetrics {
         self.inner.requests.get()
     }
 
+    /// Sets the per-state target counts, in [`HealthState::ALL`] order; healthy (and
+    /// unavailable: in service without checks) and unhealthy also feed the ALB-style gauges.
+    pub fn set_state_counts(&self, counts: &[usize; HEALTH_STATES.len()]) {
+        for (gauge, count) in self.inner.targets_by_state.iter().zip(counts) {
+            gauge.set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
+        self.set_healthy_targets(counts[1] + counts[5]);
+        self.set_unhealthy_targets(counts[2]);
+    }
+
+    /// Counts one health check and its duration.
+    pub fn observe_health_check(&self, outcome: &ProbeOutcome) {
+        match outcome {
+            ProbeOutcome::Success { latency, .. } => {
+                self.inner.health_check_success.inc();
+                self.inner
+                    .health_check_duration
+                    .observe(latency.as_secs_f64());
+            }
+            ProbeOutcome::Failure {
+                failure, latency, ..
+            } => {
+                let index = match failure {
+                    ProbeFailure::ResponseCodeMismatch => 0,
+                    ProbeFailure::Timeout => 1,
+                    ProbeFailure::FailedHealthChecks => 2,
+                    ProbeFailure::InternalError => 3,
+                };
+                self.inner.health_check_failures[index].inc();
+                self.inner
+                    .health_check_duration
+                    .observe(latency.as_secs_f64());
+            }
+        }
+    }
+
+    /// Counts a request retried on another target; `reason` is one of the retry labels.
+    pub fn retry(&self, reason: &str) {
+        if let Some(index) = RETRY_REASONS.iter().position(|known| *known == reason) {
+            self.inner.retries[index].inc();
+        }
+    }
+
+    /// Counts the group starting to fail open.
+    pub fn fail_open_started(&self) {
+        self.inner.fail_open_events.inc();
+    }
+
+    /// Counts a request routed while failing open.
+    pub fn unhealthy_routing_request(&self) {
+        self.inner.unhealthy_routing_requests.inc();
+    }
+
+    /// Counts a request that stickiness could not pin.
+    pub fn non_sticky_request(&self) {
+        self.inner.non_sticky_requests.inc();
+    }
+
+    /// Sets the anomaly-detection gauges.
+    pub fn set_anomalous_targets(&self, anomalous: usize, mitigated: usize) {
+        self.inner
+            .anomalous_targets
+            .set(i64::try_from(anomalous).unwrap_or(i64::MAX));
+        self.inner
+            .mitigated_targets
+            .set(i64::try_from(mitigated).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `RequestCountPerTarget` for the last minute.
+    pub fn set_request_count_per_target(&self, value: f64) {
+        self.inner.request_count_per_target.set(value);
+    }
+
     fn remove_series(&self, families: &Families) {
-        let label = &[self.inner.name.as_str()];
+        let name = self.inner.name.as_str();
+        let label = &[name];
         let _ = families.group_requests.remove_label_values(label);
         let _ = families.group_healthy_targets.remove_label_values(label);
         let _ = families.group_unhealthy_targets.remove_label_values(label);
+        for state in HEALTH_STATES {
+            let _ = families
+                .group_targets_by_state
+                .remove_label_values(&[name, state]);
+        }
+        for result in HEALTH_CHECK_FAILURES.iter().chain(&["success"]) {
+            let _ = families
+                .group_health_checks
+                .remove_label_values(&[name, result]);
+        }
+        let _ = families
+            .group_health_check_duration
+            .remove_label_values(label);
+        for reason in RETRY_REASONS {
+            let _ = families.group_retries.remove_label_values(&[name, reason]);
+        }
+        let _ = families.group_fail_open_events.remove_label_values(label);
+        let _ = families
+            .group_unhealthy_routing_requests
+            .remove_label_values(label);
+        let _ = families
+            .group_non_sticky_requests
+            .remove_label_values(label);
+        let _ = families.group_anomalous_targets.remove_label_values(label);
+        let _ = families.group_mitigated_targets.remove_label_values(label);
+        let _ = families
+            .group_request_count_per_target
+            .remove_label_values(label);
     }
 }
 
@@ -834,6 +1079,7 @@ struct TargetSeries {
     connections_active: IntGauge,
     connections: IntCounter,
     tls_negotiation_errors: IntCounter,
+    outstanding_requests: IntGauge,
 }
 
 impl TargetMetrics {
@@ -856,6 +1102,9 @@ impl TargetMetrics {
             connections: families.target_connections.with_label_values(labels),
             tls_negotiation_errors: families
                 .target_tls_negotiation_errors
+                .with_label_values(labels),
+            outstanding_requests: families
+                .target_outstanding_requests
                 .with_label_values(labels),
         };
         TargetMetrics {
@@ -881,6 +1130,23 @@ impl TargetMetrics {
         self.inner.connection_errors.inc();
     }
 
+    /// Requests sent to this target so far (anomaly detection reads it).
+    pub fn requests_total(&self) -> u64 {
+        self.inner.requests.get()
+    }
+
+    /// 5xx responses plus connection errors so far: what anomaly detection compares.
+    pub fn errors_total(&self) -> u64 {
+        self.inner.responses_by_class[4].get() + self.inner.connection_errors.get()
+    }
+
+    /// Publishes the target's outstanding requests.
+    pub fn set_outstanding(&self, count: usize) {
+        self.inner
+            .outstanding_requests
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
     /// Counts a failed TLS handshake with the target.
     pub fn tls_negotiation_error(&self) {
         self.inner.tls_negotiation_errors.inc();
@@ -903,6 +1169,9 @@ impl TargetMetrics {
             ]);
         }
         let _ = families.target_requests.remove_label_values(labels);
+        let _ = families
+            .target_outstanding_requests
+            .remove_label_values(labels);
         let _ = families.target_response_time.remove_label_values(labels);
         let _ = families
             .target_connection_errors

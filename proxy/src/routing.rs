@@ -138,6 +138,19 @@ impl ListenerRoutes {
             .map(|rule| &rule.action)
             .chain(std::iter::once(&self.default_action))
     }
+
+    /// Indices of the target groups some action forwards to (weight 0 included): the groups
+    /// "in use", whose targets are health-checked.
+    pub fn target_groups(&self) -> impl Iterator<Item = usize> + '_ {
+        self.actions().flat_map(|action| {
+            match action {
+                CompiledAction::Forward(forward) => Some(forward.target_groups()),
+                _ => None,
+            }
+            .into_iter()
+            .flatten()
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,18 @@
 //! A config compiled for the request path: everything a request needs, immutable, swapped
 //! whole on reload so requests in flight finish on the config they started with.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
+use http::uri::Scheme;
 use http::HeaderValue;
 use scalegate_config::{Config, LoadBalancer, Protocol, XffMode};
 use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLogger;
-use crate::metrics::{ListenerMetrics, Metrics, TargetGroupMetrics, TargetMetrics};
+use crate::metrics::{ListenerMetrics, TargetGroupMetrics};
 use crate::routing::ListenerRoutes;
-use crate::upstream::{PoolSettings, TargetPool};
+use crate::target_group::{PreparedGroup, TargetGroup};
 
 /// Load-balancer attributes in the form the request path uses them.
 #[derive(Debug)]
@@ -57,26 +54,8 @@ impl LoadBalancerSettings {
     }
 }
 
-/// A registered target as the request path needs it.
-pub struct TargetRuntime {
-    /// Where to connect.
-    pub address: SocketAddr,
-    /// `ip:port` for the upstream URI.
-    pub authority: Authority,
-    /// Per-target metrics, resolved once.
-    pub metrics: TargetMetrics,
-    /// One connection pool per worker.
-    pools: Vec<Arc<TargetPool>>,
-}
-
-impl TargetRuntime {
-    /// The pool `worker` sends through; every worker has its own.
-    pub fn pool(&self, worker: usize) -> &Arc<TargetPool> {
-        &self.pools[worker % self.pools.len()]
-    }
-}
-
-/// A target group: its targets and its round-robin position.
+/// A target group as one config version sees it: how to talk to its targets, plus the
+/// long-lived group (targets, health, routing table) that outlives reloads.
 pub struct TargetGroupRuntime {
     /// Name from the config.
     pub name: String,
@@ -86,24 +65,12 @@ pub struct TargetGroupRuntime {
     pub scheme: Scheme,
     /// HTTP version spoken to targets.
     pub protocol_version: scalegate_config::ProtocolVersion,
-    /// Registered targets.
-    pub targets: Vec<TargetRuntime>,
     /// Time to wait for response headers before a 504.
     pub response_timeout: Duration,
     /// Per-group metrics.
     pub metrics: TargetGroupMetrics,
-    next: AtomicUsize,
-}
-
-impl TargetGroupRuntime {
-    /// The next target in round-robin order, or `None` when the group has no targets.
-    pub fn next_target(&self) -> Option<&TargetRuntime> {
-        match self.targets.len() {
-            0 => None,
-            1 => self.targets.first(),
-            len => Some(&self.targets[self.next.fetch_add(1, Ordering::Relaxed) % len]),
-        }
-    }
+    /// Targets, health and routing.
+    pub group: Arc<TargetGroup>,
 }
 
 /// What all listeners of one config version share.
@@ -117,55 +84,19 @@ pub struct SharedState {
 }
 
 impl SharedState {
-    /// Compiles the config's load balancer and target groups, reusing `previous`'s connection
-    /// pools (and their warm connections) for targets whose group settings did not change.
-    pub fn compile(
+    /// Compiles the config's load balancer around already prepared target groups (in config
+    /// order).
+    pub(crate) fn compile(
         config: &Config,
-        previous: Option<&SharedState>,
-        metrics: &Arc<Metrics>,
-        workers: usize,
+        groups: &[PreparedGroup],
         access_log: Option<AccessLogger>,
-    ) -> Result<SharedState, String> {
+    ) -> SharedState {
         let load_balancer = LoadBalancerSettings::new(&config.load_balancer);
-        let mut reusable: HashMap<(&str, SocketAddr), &Vec<Arc<TargetPool>>> = HashMap::new();
-        if let Some(previous) = previous {
-            for group in &previous.target_groups {
-                for target in &group.targets {
-                    reusable.insert((group.name.as_str(), target.address), &target.pools);
-                }
-            }
-        }
-        let mut target_groups = Vec::with_capacity(config.target_groups.len());
-        for group in &config.target_groups {
-            let settings = PoolSettings::new(group, load_balancer.idle_timeout);
-            let mut targets = Vec::with_capacity(group.targets.len());
-            for target in &group.targets {
-                let address = target
-                    .socket_addr(group.port)
-                    .map_err(|error| format!("target group {}: {error}", group.name))?;
-                let authority = Authority::try_from(address.to_string())
-                    .map_err(|error| format!("target group {}: {error}", group.name))?;
-                let target_metrics = metrics.target(&group.name, &address.to_string());
-                let pools = match reusable.get(&(group.name.as_str(), address)) {
-                    Some(pools)
-                        if pools
-                            .first()
-                            .is_some_and(|pool| *pool.settings() == settings) =>
-                    {
-                        pools.to_vec()
-                    }
-                    _ => (0..workers.max(1))
-                        .map(|_| TargetPool::new(address, settings.clone(), target_metrics.clone()))
-                        .collect(),
-                };
-                targets.push(TargetRuntime {
-                    address,
-                    authority,
-                    metrics: target_metrics,
-                    pools,
-                });
-            }
-            target_groups.push(TargetGroupRuntime {
+        let target_groups = config
+            .target_groups
+            .iter()
+            .zip(groups)
+            .map(|(group, prepared)| TargetGroupRuntime {
                 name: group.name.clone(),
                 log_name: Arc::from(group.name.as_str()),
                 scheme: match group.protocol {
@@ -173,21 +104,20 @@ impl SharedState {
                     Protocol::Https => Scheme::HTTPS,
                 },
                 protocol_version: group.protocol_version,
-                targets,
                 response_timeout: Duration::from_secs(
                     group
                         .response_timeout_seconds
                         .unwrap_or(config.load_balancer.idle_timeout_seconds),
                 ),
-                metrics: metrics.target_group(&group.name),
-                next: AtomicUsize::new(0),
-            });
-        }
-        Ok(SharedState {
+                metrics: prepared.group.metrics().clone(),
+                group: Arc::clone(&prepared.group),
+            })
+            .collect();
+        SharedState {
             load_balancer,
             target_groups,
             access_log,
-        })
+        }
     }
 
     /// Index of a target group by name, for compiling forward actions.

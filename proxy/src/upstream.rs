@@ -12,7 +12,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ use tokio::net::TcpStream;
 
 use crate::body::RequestBody;
 use crate::metrics::TargetMetrics;
+use crate::target_group::InFlight;
 
 /// How a target group reaches its targets. A reload that leaves these unchanged keeps the
 /// pools, and with them their warm connections.
@@ -88,6 +90,25 @@ impl UpstreamError {
     }
 }
 
+/// A failed exchange, with the request handed back when sending it to another target is
+/// safe: it never left (no connection, or hyper returned it unsent), or it is idempotent,
+/// bodiless, and the connection died before any response byte.
+pub struct SendFailure {
+    /// What went wrong.
+    pub error: UpstreamError,
+    /// The request, ready to send elsewhere, when that is safe.
+    pub unsent: Option<Request<RequestBody>>,
+}
+
+impl SendFailure {
+    fn fatal(error: impl Into<UpstreamError>) -> SendFailure {
+        SendFailure {
+            error: error.into(),
+            unsent: None,
+        }
+    }
+}
+
 enum Sender {
     Http1(http1::SendRequest<RequestBody>),
     Http2(http2::SendRequest<RequestBody>),
@@ -107,6 +128,9 @@ pub struct TargetPool {
     /// Most recently used at the back (reused first), oldest at the front (expired first).
     idle: Mutex<VecDeque<IdleConnection>>,
     shared_http2: Mutex<Option<http2::SendRequest<RequestBody>>>,
+    /// The target is draining (or the pool was replaced): connections close after their
+    /// current request instead of going back to the pool.
+    draining: AtomicBool,
 }
 
 impl TargetPool {
@@ -121,7 +145,16 @@ impl TargetPool {
             metrics,
             idle: Mutex::new(VecDeque::new()),
             shared_http2: Mutex::new(None),
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// Stops reusing connections: idle ones close now, busy ones after their request (a
+    /// shared HTTP/2 connection after its last stream).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.idle.lock().expect("pool lock").clear();
+        self.shared_http2.lock().expect("pool lock").take();
     }
 
     /// The settings this pool was built with, to decide whether a reload may keep it.
@@ -136,10 +169,14 @@ impl TargetPool {
     /// hands the request back and it goes out on another connection. If it was written into
     /// the dead connection, it is sent once more on a fresh connection, but only when that is
     /// safe: an idempotent method, no body, and no response byte received.
+    ///
+    /// With `keep_for_retry`, a request that failed that safely is handed back in the
+    /// [`SendFailure`] so the caller can try another target (passive health checks).
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        keep_for_retry: bool,
+    ) -> Result<Response<UpstreamBody>, SendFailure> {
         if self.settings.protocol_version == ProtocolVersion::Http2 {
             return self.send_http2(request).await;
         }
@@ -153,13 +190,20 @@ impl TargetPool {
             };
             let (mut sender, reused) = match pooled {
                 Some(sender) => (sender, true),
-                None => match self.connect().await? {
-                    Sender::Http1(sender) => (sender, false),
-                    Sender::Http2(_) => unreachable!("HTTP1 pools open HTTP/1 connections"),
+                None => match self.connect().await {
+                    Ok(Sender::Http1(sender)) => (sender, false),
+                    Ok(Sender::Http2(_)) => unreachable!("HTTP1 pools open HTTP/1 connections"),
+                    Err(error) => {
+                        return Err(SendFailure {
+                            error,
+                            unsent: Some(request),
+                        })
+                    }
                 },
             };
-            if reused && !fresh_only {
-                // Only a reused connection can be stale; a fresh one needs no copy.
+            if replay.is_none() && (reused || keep_for_retry) {
+                // A reused connection can be stale; a fresh one needs a copy only when the
+                // caller may retry elsewhere.
                 replay = replayable_head(&request);
             }
             match sender.try_send_request(request).await {
@@ -171,19 +215,34 @@ impl TargetPool {
                     return Ok(response.map(|body| UpstreamBody {
                         inner: body,
                         release,
+                        in_flight: None,
                     }));
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if reused => request = unsent,
-                    _ => {
+                    Some(unsent) => {
+                        return Err(SendFailure {
+                            error: UpstreamError::Http(error.into_error()),
+                            unsent: Some(unsent),
+                        })
+                    }
+                    None => {
                         let error = error.into_error();
                         match replay.take() {
-                            Some(head) if reused && is_stale_connection(&error) => {
+                            Some(head) if reused && !fresh_only && is_stale_connection(&error) => {
                                 tracing::debug!(target = %self.address, error = %ErrorChain(&error), "pooled target connection was closed; sending again on a fresh one");
                                 request = Request::from_parts(head, RequestBody::empty());
                                 fresh_only = true;
+                                replay =
+                                    keep_for_retry.then(|| replayable_head(&request)).flatten();
                             }
-                            _ => return Err(UpstreamError::Http(error)),
+                            Some(head) if keep_for_retry && is_stale_connection(&error) => {
+                                return Err(SendFailure {
+                                    error: UpstreamError::Http(error),
+                                    unsent: Some(Request::from_parts(head, RequestBody::empty())),
+                                })
+                            }
+                            _ => return Err(SendFailure::fatal(error)),
                         }
                     }
                 },
@@ -194,7 +253,7 @@ impl TargetPool {
     async fn send_http2(
         self: &Arc<Self>,
         request: Request<RequestBody>,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, SendFailure> {
         let existing = self
             .shared_http2
             .lock()
@@ -203,19 +262,36 @@ impl TargetPool {
             .filter(|sender| !sender.is_closed());
         let mut sender = match existing {
             Some(sender) => sender,
-            None => match self.connect().await? {
-                Sender::Http2(sender) => {
-                    *self.shared_http2.lock().expect("pool lock") = Some(sender.clone());
+            None => match self.connect().await {
+                Ok(Sender::Http2(sender)) => {
+                    if !self.draining.load(Ordering::Relaxed) {
+                        *self.shared_http2.lock().expect("pool lock") = Some(sender.clone());
+                    }
                     sender
                 }
-                Sender::Http1(_) => unreachable!("HTTP2 pools open HTTP/2 connections"),
+                Ok(Sender::Http1(_)) => unreachable!("HTTP2 pools open HTTP/2 connections"),
+                Err(error) => {
+                    return Err(SendFailure {
+                        error,
+                        unsent: Some(request),
+                    })
+                }
             },
         };
-        let response = sender.send_request(request).await?;
-        Ok(response.map(|body| UpstreamBody {
-            inner: body,
-            release: None,
-        }))
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok(response.map(|body| UpstreamBody {
+                inner: body,
+                release: None,
+                in_flight: None,
+            })),
+            Err(mut error) => {
+                let unsent = error.take_message();
+                Err(SendFailure {
+                    error: UpstreamError::Http(error.into_error()),
+                    unsent,
+                })
+            }
+        }
     }
 
     /// The most recently used idle connection that is still open and not expired.
@@ -235,7 +311,7 @@ impl TargetPool {
     }
 
     fn release(&self, sender: http1::SendRequest<RequestBody>) {
-        if sender.is_closed() {
+        if sender.is_closed() || self.draining.load(Ordering::Relaxed) {
             return;
         }
         let now = Instant::now();
@@ -402,12 +478,21 @@ struct Release {
 pub struct UpstreamBody {
     inner: Incoming,
     release: Option<Release>,
+    /// Keeps the request counted as outstanding on its target until the body ends.
+    in_flight: Option<InFlight>,
 }
 
 impl UpstreamBody {
-    /// The response is a protocol switch (101): the connection now belongs to the tunnel.
-    pub fn detach(&mut self) {
+    /// The response is a protocol switch (101): the connection now belongs to the tunnel,
+    /// which takes over the outstanding-request count.
+    pub fn detach(&mut self) -> Option<InFlight> {
         self.release = None;
+        self.in_flight.take()
+    }
+
+    /// Counts the request as outstanding on its target until this body ends or is dropped.
+    pub fn hold(&mut self, in_flight: InFlight) {
+        self.in_flight = Some(in_flight);
     }
 }
 
@@ -434,6 +519,7 @@ impl Body for UpstreamBody {
             if let Some(release) = self.release.take() {
                 release.pool.release(release.sender);
             }
+            self.in_flight = None;
         }
         polled
     }
@@ -447,7 +533,22 @@ impl Body for UpstreamBody {
     }
 }
 
-fn tls_connector(version: ProtocolVersion) -> tokio_rustls::TlsConnector {
+/// The TLS connector for targets that speak `version`: certificates are not verified (as ALB)
+/// and ALPN offers that version. Built once per version and shared by every pool and health
+/// check, so a reload or a check does not rebuild a `ClientConfig`; a clone is an `Arc` clone.
+pub(crate) fn tls_connector(version: ProtocolVersion) -> tokio_rustls::TlsConnector {
+    static HTTP1: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+    static HTTP2: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+    let connector = match version {
+        ProtocolVersion::Http1 => &HTTP1,
+        ProtocolVersion::Http2 => &HTTP2,
+    };
+    connector
+        .get_or_init(|| build_tls_connector(version))
+        .clone()
+}
+
+fn build_tls_connector(version: ProtocolVersion) -> tokio_rustls::TlsConnector {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
