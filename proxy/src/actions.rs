@@ -2,9 +2,7 @@
 //! stickiness), `redirect` and `fixed-response`, each compiled once from config.
 
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -15,12 +13,17 @@ use scalegate_config::{
     TargetGroupStickiness,
 };
 
-use crate::matching::hex_value;
+use crate::cookie::{cookie_values, unix_seconds, SignedCookie};
 
 /// Name of ALB's target-group stickiness cookie.
 pub const GROUP_COOKIE: &str = "AWSALBTG";
 /// Name of its cross-site twin, sent with `SameSite=None; Secure` for CORS requests.
 pub const GROUP_CORS_COOKIE: &str = "AWSALBTGCORS";
+/// The group cookie as the shared codec signs and reads it.
+const GROUP_SIGNED_COOKIE: SignedCookie = SignedCookie {
+    name: GROUP_COOKIE,
+    cors_twin: Some(GROUP_CORS_COOKIE),
+};
 
 /// ALB's per-action limit on a target-group weight.
 const MAX_WEIGHT: u32 = 999;
@@ -176,7 +179,10 @@ impl CompiledForward {
         let expires = now_seconds.saturating_add(duration.as_secs());
         ForwardChoice {
             target_group: group.index,
-            set_cookie: group_cookies(&group.name, expires),
+            // The group cookie's own expiry is its stickiness window.
+            set_cookie: GROUP_SIGNED_COOKIE
+                .issue(group.name.as_bytes(), expires, expires)
+                .into_pair(),
             stickiness,
         }
     }
@@ -231,93 +237,16 @@ impl CompiledForward {
     }
 
     /// Returns the group position and expiry of a cookie this process issued for a group of
-    /// this action, `None` if it is malformed or its keyed hash does not verify.
+    /// this action, `None` if it is malformed, its keyed hash does not verify, or it names a
+    /// group this action does not forward to.
     fn decode_group_cookie(&self, value: &[u8]) -> Option<(usize, u64)> {
-        if value.len() < 32 {
-            return None;
-        }
-        let expires = parse_hex_u64(&value[..16])?;
-        let mac = parse_hex_u64(&value[16..32])?;
-        let encoded_name = &value[32..];
+        let signed = GROUP_SIGNED_COOKIE.verify(value)?;
         let position = self
             .groups
             .iter()
-            .position(|group| hex_equals(encoded_name, group.name.as_bytes()))?;
-        let expected_mac = cookie_mac(&self.groups[position].name, expires);
-        (expected_mac == mac).then_some((position, expires))
+            .position(|group| signed.payload_equals(group.name.as_bytes()))?;
+        Some((position, signed.valid_until))
     }
-}
-
-/// Per-process SipHash key: cookies are tamper-evident for the lifetime of this process (a
-/// restart invalidates them and clients are re-balanced by weight). They are not encrypted;
-/// the group name is only hex-encoded.
-fn cookie_key() -> &'static RandomState {
-    static KEY: OnceLock<RandomState> = OnceLock::new();
-    KEY.get_or_init(RandomState::new)
-}
-
-fn cookie_mac(group_name: &str, expires: u64) -> u64 {
-    cookie_key().hash_one((GROUP_COOKIE, group_name, expires))
-}
-
-/// Value layout: 16 hex digits expiry (Unix seconds), 16 hex digits keyed hash, then the group
-/// name in hex. Only hex digits, so it never needs URL-encoding.
-fn group_cookie_value(group_name: &str, expires: u64) -> String {
-    let mut value = String::with_capacity(32 + group_name.len() * 2);
-    let _ = write!(
-        value,
-        "{expires:016x}{:016x}",
-        cookie_mac(group_name, expires)
-    );
-    for byte in group_name.bytes() {
-        let _ = write!(value, "{byte:02x}");
-    }
-    value
-}
-
-fn group_cookies(group_name: &str, expires: u64) -> Option<[HeaderValue; 2]> {
-    let value = group_cookie_value(group_name, expires);
-    let http_date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(expires));
-    let plain = format!("{GROUP_COOKIE}={value}; Expires={http_date}; Path=/");
-    let cors =
-        format!("{GROUP_CORS_COOKIE}={value}; Expires={http_date}; Path=/; SameSite=None; Secure");
-    Some([
-        HeaderValue::try_from(plain).ok()?,
-        HeaderValue::try_from(cors).ok()?,
-    ])
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
-fn parse_hex_u64(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |value, &digit| {
-        Some(value << 4 | u64::from(hex_value(digit)?))
-    })
-}
-
-/// True if `encoded` is exactly the lower-case hex encoding of `raw`.
-fn hex_equals(encoded: &[u8], raw: &[u8]) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    encoded.len() == raw.len() * 2
-        && raw
-            .iter()
-            .zip(encoded.chunks_exact(2))
-            .all(|(&byte, pair)| {
-                pair[0] == DIGITS[usize::from(byte >> 4)]
-                    && pair[1] == DIGITS[usize::from(byte & 15)]
-            })
-}
-
-/// The values of every cookie called `name` in one `Cookie` header (`a=1; b=2`).
-fn cookie_values<'v>(header: &'v [u8], name: &'v [u8]) -> impl Iterator<Item = &'v [u8]> + 'v {
-    header.split(|&byte| byte == b';').filter_map(move |pair| {
-        let pair = pair.trim_ascii();
-        let equals = pair.iter().position(|&byte| byte == b'=')?;
-        (pair[..equals].trim_ascii() == name).then(|| pair[equals + 1..].trim_ascii())
-    })
 }
 
 /// Why a redirect could not be answered.
@@ -628,6 +557,7 @@ impl CompiledFixedResponse {
 mod tests {
     use super::*;
     use scalegate_config::WeightedTargetGroup;
+    use std::time::UNIX_EPOCH;
 
     const GROUPS: [&str; 3] = ["blue", "green", "idle"];
 

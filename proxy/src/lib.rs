@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod actions;
 pub mod admin;
 pub mod body;
+pub mod cookie;
 pub mod handler;
 pub mod headers;
 pub mod matching;

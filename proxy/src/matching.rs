@@ -206,7 +206,7 @@ impl Subject for PercentDecoded<'_> {
     }
 }
 
-/// The value of one hex digit, shared by percent-decoding here and cookie parsing in actions.
+/// The value of one hex digit (either case), for percent-decoding.
 pub(crate) fn hex_value(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),
