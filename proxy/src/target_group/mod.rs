@@ -1,0 +1,3 @@
+//! Target groups: their targets and how a request picks one of them.
+
+pub mod stickiness;
