@@ -1,0 +1,3 @@
+//! Target groups at run time: how a target is picked and how its share of traffic is weighted.
+
+pub mod balancer;
