@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -447,7 +447,22 @@ impl Body for UpstreamBody {
     }
 }
 
-fn tls_connector(version: ProtocolVersion) -> tokio_rustls::TlsConnector {
+/// The TLS connector for targets that speak `version`: certificates are not verified (as ALB)
+/// and ALPN offers that version. Built once per version and shared by every pool and health
+/// check, so a reload or a check does not rebuild a `ClientConfig`; a clone is an `Arc` clone.
+pub(crate) fn tls_connector(version: ProtocolVersion) -> tokio_rustls::TlsConnector {
+    static HTTP1: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+    static HTTP2: OnceLock<tokio_rustls::TlsConnector> = OnceLock::new();
+    let connector = match version {
+        ProtocolVersion::Http1 => &HTTP1,
+        ProtocolVersion::Http2 => &HTTP2,
+    };
+    connector
+        .get_or_init(|| build_tls_connector(version))
+        .clone()
+}
+
+fn build_tls_connector(version: ProtocolVersion) -> tokio_rustls::TlsConnector {
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
