@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
+pub mod target_group;
 pub mod tls;
 pub mod upstream;
 

@@ -1,0 +1,3 @@
+//! Target groups: health checks of their targets, and which targets take traffic.
+
+pub mod probe;
