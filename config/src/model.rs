@@ -5,6 +5,7 @@
 //! fields: a misspelt option is an error, never silently ignored.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -493,6 +494,37 @@ pub struct TargetGroup {
     /// Idle keep-alive connections kept per target. Default 256.
     #[serde(default = "default_pool_idle")]
     pub max_idle_connections_per_target: usize,
+    /// Active health checks: which targets get traffic. Defaults are ALB's.
+    #[serde(default)]
+    pub health_check: HealthCheck,
+    /// `deregistration_delay.timeout_seconds`: how long a deregistered (draining) target may
+    /// finish its in-flight requests; it gets no new ones. 0–3600, default 300. Unlike ALB,
+    /// which always waits the full delay, a draining target is removed as soon as it has no
+    /// requests in flight, or when the delay ends, whichever is first.
+    #[serde(default = "default_deregistration_delay")]
+    pub deregistration_delay_seconds: u64,
+    /// `slow_start.duration_seconds`: a target that becomes healthy receives a share of
+    /// requests that grows linearly to its full share over this time, so it can warm up.
+    /// 0 (off, the default) or 30–900. Cannot be combined with `least_outstanding_requests`
+    /// (as on ALB).
+    #[serde(default)]
+    pub slow_start_duration_seconds: u64,
+    /// `load_balancing.algorithm.type`: how a target is chosen for each request.
+    #[serde(default)]
+    pub load_balancing_algorithm: LoadBalancingAlgorithm,
+    /// `load_balancing.algorithm.anomaly_mitigation`: send less traffic to a target whose
+    /// share of 5xx responses and connection errors is well above its peers', until it
+    /// recovers. Only with `load_balancing_algorithm: weighted_random` (as on ALB). Default
+    /// false.
+    #[serde(default)]
+    pub anomaly_mitigation: bool,
+    /// Target stickiness (ALB `stickiness.*`): keep a client on one target by cookie.
+    #[serde(default)]
+    pub stickiness: TargetStickiness,
+    /// Passive health: learn from failed requests between health checks (ALB has no
+    /// equivalent setting).
+    #[serde(default)]
+    pub passive_health: PassiveHealth,
 }
 
 fn default_target_port() -> u16 {
@@ -503,6 +535,367 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_pool_idle() -> usize {
     256
+}
+fn default_deregistration_delay() -> u64 {
+    300
+}
+
+/// How a target group picks a target for each request (ALB `load_balancing.algorithm.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancingAlgorithm {
+    /// Each target in turn (default): best when requests cost about the same and targets are
+    /// alike.
+    #[default]
+    RoundRobin,
+    /// The target with the fewest requests in flight: best when request cost or target
+    /// capacity varies. Cannot be combined with slow start.
+    LeastOutstandingRequests,
+    /// A random target, all equally likely unless slow start or anomaly mitigation lowers a
+    /// target's weight. Needed for `anomaly_mitigation`.
+    WeightedRandom,
+}
+
+/// A target group's active health checks (ALB `HealthCheck*` settings and `Matcher`).
+///
+/// A check is a `GET` of `path` on each target; a target is in service while its checks
+/// pass. Defaults are ALB's, except `initial_healthy_threshold_count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheck {
+    /// Run health checks. Default true. With false every registered target is in service,
+    /// and only passive health takes a failing one out (ALB cannot turn checks off for IP
+    /// targets).
+    pub enabled: bool,
+    /// HTTP or HTTPS (HTTPS does not verify the target's certificate). Default: the target
+    /// group's protocol, as the ALB console does (the ALB API's default is HTTP).
+    pub protocol: Option<Protocol>,
+    /// Path to request: 1–1024 printable ASCII characters without spaces, starting with `/`,
+    /// may include a `?query`. Default `/`, or `/AWS.ALB/healthcheck` when
+    /// `matcher.grpc_code` is set (gRPC paths are `/package.service/method`).
+    pub path: Option<String>,
+    /// `traffic-port` (default: each target's own port) or a port 1–65535.
+    pub port: HealthCheckPort,
+    /// Time between checks of one target. 5–300, default 30.
+    pub interval_seconds: u64,
+    /// A check with no response in this time fails. 2–120, default 5; must be less than
+    /// `interval_seconds`.
+    pub timeout_seconds: u64,
+    /// Consecutive passed checks that bring an unhealthy target back into service. 2–10,
+    /// default 5.
+    pub healthy_threshold_count: u32,
+    /// Consecutive failed checks that take a target out of service. 2–10, default 2.
+    pub unhealthy_threshold_count: u32,
+    /// Checks a newly registered target must pass before it gets traffic. 1–10, default 1.
+    /// ALB's user guide says one check; ECS observations match the healthy threshold (set
+    /// this equal to `healthy_threshold_count` for that). One is the default because new
+    /// capacity should serve as soon as it answers; the healthy threshold exists to stop a
+    /// target that has failed from flapping back.
+    pub initial_healthy_threshold_count: u32,
+    /// Which responses count as a pass.
+    pub matcher: Matcher,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            enabled: true,
+            protocol: None,
+            path: None,
+            port: HealthCheckPort::TrafficPort,
+            interval_seconds: 30,
+            timeout_seconds: 5,
+            healthy_threshold_count: 5,
+            unhealthy_threshold_count: 2,
+            initial_healthy_threshold_count: 1,
+            matcher: Matcher::default(),
+        }
+    }
+}
+
+/// The path a gRPC health check requests when none is set (ALB's default).
+const DEFAULT_GRPC_HEALTH_CHECK_PATH: &str = "/AWS.ALB/healthcheck";
+
+impl HealthCheck {
+    /// The path to request: `path`, or ALB's default for the kind of check (`/`, or
+    /// `/AWS.ALB/healthcheck` for gRPC), so the checker never guesses.
+    pub fn effective_path(&self) -> &str {
+        match (&self.path, &self.matcher.grpc_code) {
+            (Some(path), _) => path,
+            (None, Some(_)) => DEFAULT_GRPC_HEALTH_CHECK_PATH,
+            (None, None) => "/",
+        }
+    }
+
+    /// The protocol to check with: `protocol`, or the target group's (`group`) when unset.
+    pub fn effective_protocol(&self, group: Protocol) -> Protocol {
+        self.protocol.unwrap_or(group)
+    }
+}
+
+/// The port a health check connects to (ALB `HealthCheckPort`).
+///
+/// Written `traffic-port` or as a number (`8080`; a quoted `"8080"` works too, as in the ALB
+/// API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HealthCheckPort {
+    /// Each target's own port, where it receives traffic.
+    #[default]
+    TrafficPort,
+    /// This port on every target, e.g. a separate management port. Validation rejects 0.
+    Port(u16),
+}
+
+/// How [`HealthCheckPort::TrafficPort`] is written.
+const TRAFFIC_PORT: &str = "traffic-port";
+
+impl HealthCheckPort {
+    /// The port to check a target whose traffic port is `traffic_port`.
+    pub fn resolve(self, traffic_port: u16) -> u16 {
+        match self {
+            HealthCheckPort::TrafficPort => traffic_port,
+            HealthCheckPort::Port(port) => port,
+        }
+    }
+}
+
+impl Serialize for HealthCheckPort {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HealthCheckPort::TrafficPort => serializer.serialize_str(TRAFFIC_PORT),
+            HealthCheckPort::Port(port) => serializer.serialize_u16(*port),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HealthCheckPort {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(HealthCheckPortVisitor)
+    }
+}
+
+/// Accepts `traffic-port`, a number, or a number in a string.
+struct HealthCheckPortVisitor;
+
+impl serde::de::Visitor<'_> for HealthCheckPortVisitor {
+    type Value = HealthCheckPort;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("`traffic-port` or a port number 1–65535")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        u16::try_from(value)
+            .map(HealthCheckPort::Port)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        u64::try_from(value)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+            .and_then(|value| self.visit_u64(value))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        if value == TRAFFIC_PORT {
+            return Ok(HealthCheckPort::TrafficPort);
+        }
+        value
+            .parse::<u16>()
+            .map(HealthCheckPort::Port)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(value), &self))
+    }
+}
+
+impl JsonSchema for HealthCheckPort {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HealthCheckPort".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The port a health check connects to (ALB `HealthCheckPort`).",
+            "oneOf": [
+                {
+                    "const": TRAFFIC_PORT,
+                    "description": "Each target's own port, where it receives traffic (default)."
+                },
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "description": "This port on every target, e.g. a separate management port."
+                }
+            ]
+        })
+    }
+}
+
+/// Allowed values of `matcher.http_code` (ALB's range).
+pub const HTTP_CODE_RANGE: RangeInclusive<u16> = 200..=499;
+/// Allowed values of `matcher.grpc_code` (ALB's range).
+pub const GRPC_CODE_RANGE: RangeInclusive<u16> = 0..=99;
+
+/// Which health-check responses pass (ALB `Matcher`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Matcher {
+    /// HTTP status codes that pass, 200–499: one (`"200"`), a list (`"200,202"`), a range
+    /// (`"200-299"`) or a mix (`"200,300-399"`). Default `"200"`. Not used when `grpc_code`
+    /// is set.
+    pub http_code: String,
+    /// gRPC status codes that pass, 0–99, same syntax as `http_code` (ALB's default for gRPC
+    /// groups is `"12"`). Setting it makes the check a gRPC call; only for
+    /// `protocol_version: HTTP2`. Default: unset, an HTTP check.
+    pub grpc_code: Option<String>,
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Matcher {
+            http_code: "200".to_string(),
+            grpc_code: None,
+        }
+    }
+}
+
+impl Matcher {
+    /// The HTTP status codes that pass, as ranges. Assumes validated input: text that does
+    /// not parse yields no ranges, so every check fails visibly rather than passing.
+    pub fn http_codes(&self) -> Vec<RangeInclusive<u16>> {
+        parse_code_matcher(&self.http_code, HTTP_CODE_RANGE).unwrap_or_default()
+    }
+
+    /// The gRPC status codes that pass, or `None` for an HTTP check. Assumes validated input,
+    /// like [`Matcher::http_codes`].
+    pub fn grpc_codes(&self) -> Option<Vec<RangeInclusive<u16>>> {
+        self.grpc_code
+            .as_deref()
+            .map(|text| parse_code_matcher(text, GRPC_CODE_RANGE).unwrap_or_default())
+    }
+}
+
+/// Parses ALB's code-matcher syntax (`"200"`, `"200,202"`, `"200-299"`, `"200,300-399"`) into
+/// ranges, each inside `allowed`. One parser serves validation and the health checker, so
+/// what `check` accepts is what is matched.
+///
+/// Errors name the offending item: an empty item, a reversed range, a value outside
+/// `allowed`, or something that is not a number.
+pub fn parse_code_matcher(
+    text: &str,
+    allowed: RangeInclusive<u16>,
+) -> Result<Vec<RangeInclusive<u16>>, String> {
+    let (start, end) = (allowed.start(), allowed.end());
+    if text.trim().is_empty() {
+        return Err(format!(
+            "must not be empty; write codes {start}–{end}: one, a comma-separated list, or a `low-high` range"
+        ));
+    }
+    let parse_code = |item: &str, code: &str| -> Result<u16, String> {
+        let code = code.trim();
+        if code.is_empty() {
+            return Err(format!("`{item}` is missing a code; a range is `low-high`"));
+        }
+        if !code.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(format!("`{item}`: `{code}` is not a number"));
+        }
+        match code.parse::<u16>() {
+            Ok(value) if allowed.contains(&value) => Ok(value),
+            _ => Err(format!("`{item}`: {code} is outside {start}–{end}")),
+        }
+    };
+    let mut ranges = Vec::new();
+    for (index, item) in text.split(',').enumerate() {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(format!(
+                "`{text}`: item {} is empty; separate codes with single commas",
+                index + 1
+            ));
+        }
+        let range = match item.split_once('-') {
+            Some((low, high)) => {
+                let (low, high) = (parse_code(item, low)?, parse_code(item, high)?);
+                if low > high {
+                    return Err(format!(
+                        "`{item}` is reversed; write the lower code first: `{high}-{low}`"
+                    ));
+                }
+                low..=high
+            }
+            None => {
+                let code = parse_code(item, item)?;
+                code..=code
+            }
+        };
+        ranges.push(range);
+    }
+    Ok(ranges)
+}
+
+/// Target stickiness (ALB `stickiness.*` attributes): keeps a client's requests on one
+/// target while its cookie is valid. Different from a forward action's stickiness, which
+/// keeps a client on one target group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetStickiness {
+    /// Turn target stickiness on. Default false.
+    pub enabled: bool,
+    /// `lb_cookie` (default, as the ALB console) or `app_cookie`.
+    #[serde(rename = "type")]
+    pub kind: StickinessType,
+    /// How long a client stays on its target: 1–604800 (7 days), default 86400 (one day).
+    /// ALB `stickiness.lb_cookie.duration_seconds` / `stickiness.app_cookie.duration_seconds`.
+    pub duration_seconds: u64,
+    /// The application's cookie, for `type: app_cookie` (required there when enabled,
+    /// rejected with `lb_cookie`). A cookie-name token (RFC 6265) of at most 255 characters,
+    /// not starting with `AWSALB`: ALB reserves `AWSALB`, `AWSALBAPP` and `AWSALBTG`.
+    pub cookie_name: Option<String>,
+}
+
+impl Default for TargetStickiness {
+    fn default() -> Self {
+        TargetStickiness {
+            enabled: false,
+            kind: StickinessType::LbCookie,
+            duration_seconds: 86_400,
+            cookie_name: None,
+        }
+    }
+}
+
+/// Which cookie target stickiness follows (ALB `stickiness.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StickinessType {
+    /// Duration-based: the load balancer issues its own `AWSALB` cookie naming the target.
+    #[default]
+    LbCookie,
+    /// Application-based: clients stick once the target sets the cookie `cookie_name`; the
+    /// load balancer then issues its own `AWSALBAPP` cookie beside it.
+    AppCookie,
+}
+
+/// Passive health: what the proxy learns from real requests between health checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveHealth {
+    /// When a request fails to connect, or its connection is reset before any response byte,
+    /// retry it once on another target when that is safe, and mark the target suspect.
+    /// Default true. (ALB documents no retries.)
+    pub enabled: bool,
+    /// How long a suspect target is skipped when health checks are disabled: 1–3600, default
+    /// 10. With health checks on, a suspect target is skipped until its next check passes.
+    pub suspect_seconds: u64,
+}
+
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        PassiveHealth {
+            enabled: true,
+            suspect_seconds: 10,
+        }
+    }
 }
 
 /// A registered target.
@@ -578,5 +971,89 @@ fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
         Some((host, _)) if host.contains(':') => Ok((text, None)),
         Some((host, port)) => Ok((host, Some(parse_port(port)?))),
         None => Ok((text, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_matchers_parse_lists_and_ranges() {
+        assert_eq!(
+            parse_code_matcher("200", HTTP_CODE_RANGE),
+            Ok(vec![200..=200])
+        );
+        assert_eq!(
+            parse_code_matcher("200,202", HTTP_CODE_RANGE),
+            Ok(vec![200..=200, 202..=202])
+        );
+        assert_eq!(
+            parse_code_matcher("200,300-399", HTTP_CODE_RANGE),
+            Ok(vec![200..=200, 300..=399])
+        );
+        assert_eq!(
+            parse_code_matcher(" 200 , 204-206 ", HTTP_CODE_RANGE),
+            Ok(vec![200..=200, 204..=206])
+        );
+        assert_eq!(
+            parse_code_matcher("0-99", GRPC_CODE_RANGE),
+            Ok(vec![0..=99])
+        );
+    }
+
+    #[test]
+    fn code_matcher_errors_are_precise() {
+        let error = |text: &str| parse_code_matcher(text, HTTP_CODE_RANGE).unwrap_err();
+        assert!(error("").starts_with("must not be empty; write codes 200–499"));
+        assert_eq!(
+            error("200,"),
+            "`200,`: item 2 is empty; separate codes with single commas"
+        );
+        assert_eq!(
+            error("299-200"),
+            "`299-200` is reversed; write the lower code first: `200-299`"
+        );
+        assert_eq!(error("100"), "`100`: 100 is outside 200–499");
+        assert_eq!(error("200-500"), "`200-500`: 500 is outside 200–499");
+        assert_eq!(error("99999"), "`99999`: 99999 is outside 200–499");
+        assert_eq!(error("ok"), "`ok`: `ok` is not a number");
+        assert_eq!(error("+200"), "`+200`: `+200` is not a number");
+        assert_eq!(
+            error("-200"),
+            "`-200` is missing a code; a range is `low-high`"
+        );
+        assert_eq!(
+            error("200-300-400"),
+            "`200-300-400`: `300-400` is not a number"
+        );
+        let grpc = parse_code_matcher("100", GRPC_CODE_RANGE).unwrap_err();
+        assert_eq!(grpc, "`100`: 100 is outside 0–99");
+    }
+
+    #[test]
+    fn unvalidated_matchers_match_nothing() {
+        let matcher = Matcher {
+            http_code: "nope".to_string(),
+            grpc_code: Some("nope".to_string()),
+        };
+        assert!(matcher.http_codes().is_empty());
+        assert_eq!(matcher.grpc_codes(), Some(Vec::new()));
+        assert_eq!(Matcher::default().grpc_codes(), None);
+        assert_eq!(Matcher::default().http_codes(), vec![200..=200]);
+    }
+
+    #[test]
+    fn effective_path_and_protocol() {
+        let mut check = HealthCheck::default();
+        assert_eq!(check.effective_path(), "/");
+        check.matcher.grpc_code = Some("12".to_string());
+        assert_eq!(check.effective_path(), "/AWS.ALB/healthcheck");
+        check.path = Some("/pkg.Service/Check".to_string());
+        assert_eq!(check.effective_path(), "/pkg.Service/Check");
+        assert_eq!(check.effective_protocol(Protocol::Https), Protocol::Https);
+        assert_eq!(check.effective_protocol(Protocol::Http), Protocol::Http);
+        check.protocol = Some(Protocol::Http);
+        assert_eq!(check.effective_protocol(Protocol::Https), Protocol::Http);
     }
 }

@@ -12,8 +12,10 @@ use std::path::Path;
 use crate::certificate::{load_certificate_files, CertificateProblem};
 use crate::yaml::{parse_document, Document, Position, PositionIndex};
 use crate::{
-    Action, CertificateFiles, Condition, Config, ConfigError, ConfigErrors, FixedResponseAction,
-    ForwardAction, Listener, Protocol, RedirectAction, Rule, TargetGroup,
+    parse_code_matcher, Action, CertificateFiles, Condition, Config, ConfigError, ConfigErrors,
+    FixedResponseAction, ForwardAction, HealthCheck, HealthCheckPort, Listener,
+    LoadBalancingAlgorithm, PassiveHealth, Protocol, ProtocolVersion, RedirectAction, Rule,
+    StickinessType, TargetGroup, TargetStickiness, GRPC_CODE_RANGE, HTTP_CODE_RANGE,
 };
 
 const IDLE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
@@ -45,6 +47,17 @@ const MAX_TARGET_GROUP_NAME_CHARS: usize = 32;
 const CONNECT_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=3600;
 const RESPONSE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
 const MAX_TARGETS_PER_GROUP: usize = 1000;
+const HEALTH_CHECK_INTERVAL_SECONDS: RangeInclusive<u64> = 5..=300;
+const HEALTH_CHECK_TIMEOUT_SECONDS: RangeInclusive<u64> = 2..=120;
+const HEALTH_CHECK_THRESHOLD_COUNT: RangeInclusive<u64> = 2..=10;
+const INITIAL_HEALTHY_THRESHOLD_COUNT: RangeInclusive<u64> = 1..=10;
+const MAX_HEALTH_CHECK_PATH_CHARS: usize = 1024;
+const DEREGISTRATION_DELAY_SECONDS: RangeInclusive<u64> = 0..=3600;
+const SLOW_START_DURATION_SECONDS: RangeInclusive<u64> = 30..=900;
+const MAX_STICKINESS_COOKIE_NAME_CHARS: usize = 255;
+/// ALB reserves cookie names starting with this (`AWSALB`, `AWSALBAPP`, `AWSALBTG`).
+const RESERVED_COOKIE_PREFIX: &str = "AWSALB";
+const SUSPECT_SECONDS: RangeInclusive<u64> = 1..=3600;
 
 /// Parses YAML into the typed model, reporting the failing field's path and position.
 ///
@@ -818,6 +831,10 @@ impl Checker<'_> {
                 MAX_TARGETS_PER_GROUP,
                 "targets",
             );
+            self.health_check(&format!("{path}.health_check"), group);
+            self.target_group_attributes(&path, group);
+            self.target_stickiness(&format!("{path}.stickiness"), &group.stickiness);
+            self.passive_health(&format!("{path}.passive_health"), &group.passive_health);
             let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
             for (target_index, target) in group.targets.iter().enumerate() {
                 let target_path = format!("{path}.targets[{target_index}]");
@@ -837,6 +854,209 @@ impl Checker<'_> {
             }
         }
     }
+
+    fn health_check(&mut self, path: &str, group: &TargetGroup) {
+        let check: &HealthCheck = &group.health_check;
+        if let Some(check_path) = &check.path {
+            let field = format!("{path}.path");
+            if self.check_length(&field, check_path, MAX_HEALTH_CHECK_PATH_CHARS) {
+                if !check_path.starts_with('/') {
+                    self.report(&field, format!("`{check_path}` must start with `/`"));
+                } else if let Some(bad) = check_path.chars().find(|c| !c.is_ascii_graphic()) {
+                    self.report(
+                        &field,
+                        format!(
+                            "`{check_path}` contains {bad:?}; a health check path is printable \
+                             ASCII without spaces (percent-encode anything else)"
+                        ),
+                    );
+                }
+            }
+        }
+        if check.port == HealthCheckPort::Port(0) {
+            self.report(
+                &format!("{path}.port"),
+                "must be `traffic-port` or 1–65535, not 0",
+            );
+        }
+        self.check_range(
+            &format!("{path}.interval_seconds"),
+            check.interval_seconds,
+            HEALTH_CHECK_INTERVAL_SECONDS,
+        );
+        let timeout_path = format!("{path}.timeout_seconds");
+        if !HEALTH_CHECK_TIMEOUT_SECONDS.contains(&check.timeout_seconds) {
+            self.check_range(
+                &timeout_path,
+                check.timeout_seconds,
+                HEALTH_CHECK_TIMEOUT_SECONDS,
+            );
+        } else if check.timeout_seconds >= check.interval_seconds {
+            self.report(
+                &timeout_path,
+                format!(
+                    "must be less than interval_seconds ({}), not {}: a check must end before \
+                     the next one starts",
+                    check.interval_seconds, check.timeout_seconds
+                ),
+            );
+        }
+        for (field, value, range) in [
+            (
+                "healthy_threshold_count",
+                check.healthy_threshold_count,
+                HEALTH_CHECK_THRESHOLD_COUNT,
+            ),
+            (
+                "unhealthy_threshold_count",
+                check.unhealthy_threshold_count,
+                HEALTH_CHECK_THRESHOLD_COUNT,
+            ),
+            (
+                "initial_healthy_threshold_count",
+                check.initial_healthy_threshold_count,
+                INITIAL_HEALTHY_THRESHOLD_COUNT,
+            ),
+        ] {
+            self.check_range(&format!("{path}.{field}"), value.into(), range);
+        }
+        let matcher_path = format!("{path}.matcher");
+        if let Err(reason) = parse_code_matcher(&check.matcher.http_code, HTTP_CODE_RANGE) {
+            self.report(&format!("{matcher_path}.http_code"), reason);
+        }
+        if let Some(grpc_code) = &check.matcher.grpc_code {
+            let field = format!("{matcher_path}.grpc_code");
+            if let Err(reason) = parse_code_matcher(grpc_code, GRPC_CODE_RANGE) {
+                self.report(&field, reason);
+            }
+            if group.protocol_version != ProtocolVersion::Http2 {
+                self.report(
+                    &field,
+                    "gRPC health checks need `protocol_version: HTTP2` on the target group",
+                );
+            }
+        }
+    }
+
+    fn target_group_attributes(&mut self, path: &str, group: &TargetGroup) {
+        self.check_range(
+            &format!("{path}.deregistration_delay_seconds"),
+            group.deregistration_delay_seconds,
+            DEREGISTRATION_DELAY_SECONDS,
+        );
+        let slow_start_path = format!("{path}.slow_start_duration_seconds");
+        let slow_start = group.slow_start_duration_seconds;
+        if slow_start != 0 && !SLOW_START_DURATION_SECONDS.contains(&slow_start) {
+            self.report(
+                &slow_start_path,
+                format!(
+                    "must be 0 (off) or {}–{}, not {slow_start}",
+                    SLOW_START_DURATION_SECONDS.start(),
+                    SLOW_START_DURATION_SECONDS.end()
+                ),
+            );
+        }
+        let algorithm = group.load_balancing_algorithm;
+        if slow_start != 0 && algorithm == LoadBalancingAlgorithm::LeastOutstandingRequests {
+            self.report(
+                &slow_start_path,
+                "slow start cannot be combined with `load_balancing_algorithm: \
+                 least_outstanding_requests` (as on ALB); set it to 0 or use round_robin or \
+                 weighted_random",
+            );
+        }
+        if group.anomaly_mitigation && algorithm != LoadBalancingAlgorithm::WeightedRandom {
+            self.report(
+                &format!("{path}.anomaly_mitigation"),
+                format!(
+                    "only works with `load_balancing_algorithm: weighted_random` (as on ALB), \
+                     not {}",
+                    algorithm_name(algorithm)
+                ),
+            );
+        }
+    }
+
+    fn target_stickiness(&mut self, path: &str, stickiness: &TargetStickiness) {
+        self.check_range(
+            &format!("{path}.duration_seconds"),
+            stickiness.duration_seconds,
+            STICKINESS_SECONDS,
+        );
+        let cookie_path = format!("{path}.cookie_name");
+        match (stickiness.kind, &stickiness.cookie_name) {
+            (StickinessType::LbCookie, Some(_)) => self.report(
+                &cookie_path,
+                "only for `type: app_cookie`; lb_cookie stickiness uses the load balancer's own \
+                 `AWSALB` cookie",
+            ),
+            (StickinessType::AppCookie, None) if stickiness.enabled => self.report(
+                &cookie_path,
+                "`type: app_cookie` needs the name of the application's cookie",
+            ),
+            (StickinessType::AppCookie, Some(name)) => {
+                self.check_text(
+                    &cookie_path,
+                    name,
+                    MAX_STICKINESS_COOKIE_NAME_CHARS,
+                    is_cookie_name_char,
+                    COOKIE_NAME_CHARS,
+                );
+                if name.starts_with(RESERVED_COOKIE_PREFIX) {
+                    self.report(
+                        &cookie_path,
+                        format!(
+                            "`{name}` starts with `{RESERVED_COOKIE_PREFIX}`, which is reserved for \
+                             the load balancer's own cookies (AWSALB, AWSALBAPP, AWSALBTG)"
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn passive_health(&mut self, path: &str, passive: &PassiveHealth) {
+        self.check_range(
+            &format!("{path}.suspect_seconds"),
+            passive.suspect_seconds,
+            SUSPECT_SECONDS,
+        );
+    }
+}
+
+/// The algorithm's name as written in the file.
+fn algorithm_name(algorithm: LoadBalancingAlgorithm) -> &'static str {
+    match algorithm {
+        LoadBalancingAlgorithm::RoundRobin => "round_robin",
+        LoadBalancingAlgorithm::LeastOutstandingRequests => "least_outstanding_requests",
+        LoadBalancingAlgorithm::WeightedRandom => "weighted_random",
+    }
+}
+
+const COOKIE_NAME_CHARS: &str =
+    "letters, digits and `! # $ % & ' * + - . ^ _ ` | ~` (an RFC 6265 cookie-name token)";
+
+/// RFC 6265 `cookie-name` = RFC 2616 `token`: visible ASCII except separators.
+fn is_cookie_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '!' | '#'
+                | '$'
+                | '%'
+                | '&'
+                | '\''
+                | '*'
+                | '+'
+                | '-'
+                | '.'
+                | '^'
+                | '_'
+                | '`'
+                | '|'
+                | '~'
+        )
 }
 
 /// Two listen addresses that cannot both be bound: same port (not 0) and the same IP, or one

@@ -765,3 +765,431 @@ target_groups:
     assert_eq!(lines, [2, 6, 7, 8, 9, 11]);
     assert!(all.iter().all(|error| error.file == Path::new("test.yaml")));
 }
+
+/// A file with one target group `app` whose extra fields are `fields` (YAML indented 4).
+fn group_with(fields: &str) -> String {
+    format!("target_groups:\n  - name: app\n    targets: [127.0.0.1:8081]\n{fields}\n")
+}
+
+#[test]
+fn target_group_settings_default_to_albs() {
+    let config = parse(&group_with("")).unwrap();
+    let group = &config.target_groups[0];
+    let check = &group.health_check;
+    assert!(check.enabled);
+    assert_eq!(check.protocol, None);
+    assert_eq!(check.port, crate::HealthCheckPort::TrafficPort);
+    assert_eq!(
+        (
+            check.interval_seconds,
+            check.timeout_seconds,
+            check.healthy_threshold_count,
+            check.unhealthy_threshold_count,
+            check.initial_healthy_threshold_count,
+        ),
+        (30, 5, 5, 2, 1)
+    );
+    assert_eq!(check.matcher.http_code, "200");
+    assert_eq!(check.matcher.grpc_code, None);
+    assert_eq!(check.effective_path(), "/");
+    assert_eq!(group.deregistration_delay_seconds, 300);
+    assert_eq!(group.slow_start_duration_seconds, 0);
+    assert_eq!(
+        group.load_balancing_algorithm,
+        crate::LoadBalancingAlgorithm::RoundRobin
+    );
+    assert!(!group.anomaly_mitigation);
+    assert!(!group.stickiness.enabled);
+    assert_eq!(group.stickiness.kind, crate::StickinessType::LbCookie);
+    assert_eq!(group.stickiness.duration_seconds, 86_400);
+    assert_eq!(group.stickiness.cookie_name, None);
+    assert!(group.passive_health.enabled);
+    assert_eq!(group.passive_health.suspect_seconds, 10);
+}
+
+#[test]
+fn every_target_group_setting_is_read() {
+    let text = group_with(
+        "    protocol_version: HTTP2
+    health_check:
+      enabled: false
+      protocol: HTTPS
+      path: /grpc.health.v1.Health/Check
+      port: 9000
+      interval_seconds: 10
+      timeout_seconds: 3
+      healthy_threshold_count: 3
+      unhealthy_threshold_count: 4
+      initial_healthy_threshold_count: 3
+      matcher: {http_code: \"200-299\", grpc_code: \"0,12\"}
+    deregistration_delay_seconds: 0
+    slow_start_duration_seconds: 60
+    load_balancing_algorithm: weighted_random
+    anomaly_mitigation: true
+    stickiness: {enabled: true, type: app_cookie, duration_seconds: 60, cookie_name: SESSIONID}
+    passive_health: {enabled: false, suspect_seconds: 30}",
+    );
+    let config = parse(&text).unwrap();
+    let group = &config.target_groups[0];
+    let check = &group.health_check;
+    assert!(!check.enabled);
+    assert_eq!(
+        check.effective_protocol(crate::Protocol::Http),
+        crate::Protocol::Https
+    );
+    assert_eq!(check.effective_path(), "/grpc.health.v1.Health/Check");
+    assert_eq!(check.port, crate::HealthCheckPort::Port(9000));
+    assert_eq!(
+        (
+            check.interval_seconds,
+            check.timeout_seconds,
+            check.healthy_threshold_count,
+            check.unhealthy_threshold_count,
+            check.initial_healthy_threshold_count,
+        ),
+        (10, 3, 3, 4, 3)
+    );
+    assert_eq!(check.matcher.http_codes(), vec![200..=299]);
+    assert_eq!(check.matcher.grpc_codes(), Some(vec![0..=0, 12..=12]));
+    assert_eq!(group.deregistration_delay_seconds, 0);
+    assert_eq!(group.slow_start_duration_seconds, 60);
+    assert_eq!(
+        group.load_balancing_algorithm,
+        crate::LoadBalancingAlgorithm::WeightedRandom
+    );
+    assert!(group.anomaly_mitigation);
+    assert!(group.stickiness.enabled);
+    assert_eq!(group.stickiness.kind, crate::StickinessType::AppCookie);
+    assert_eq!(group.stickiness.duration_seconds, 60);
+    assert_eq!(group.stickiness.cookie_name.as_deref(), Some("SESSIONID"));
+    assert!(!group.passive_health.enabled);
+    assert_eq!(group.passive_health.suspect_seconds, 30);
+}
+
+#[test]
+fn health_check_port_is_traffic_port_or_a_number() {
+    use crate::HealthCheckPort;
+    let port_of = |spelling: &str| {
+        let text = group_with(&format!("    health_check: {{port: {spelling}}}"));
+        parse(&text).map(|config| config.target_groups[0].health_check.port)
+    };
+    assert_eq!(
+        port_of("traffic-port").unwrap(),
+        HealthCheckPort::TrafficPort
+    );
+    assert_eq!(port_of("8080").unwrap(), HealthCheckPort::Port(8080));
+    assert_eq!(port_of("\"8080\"").unwrap(), HealthCheckPort::Port(8080));
+    let path = "target_groups[0].health_check.port";
+    let error = assert_error(
+        &group_with("    health_check:\n      port: 0"),
+        path,
+        "must be `traffic-port` or 1–65535, not 0",
+    );
+    assert_eq!((error.line, error.column), (5, 13));
+    for bad in ["70000", "-1", "trafic-port", "true", "[80]"] {
+        assert_error(
+            &group_with(&format!("    health_check: {{port: {bad}}}")),
+            path,
+            "expected `traffic-port` or a port number 1–65535",
+        );
+    }
+}
+
+#[test]
+fn health_check_port_round_trips_through_serde() {
+    use crate::HealthCheckPort;
+    for port in [HealthCheckPort::TrafficPort, HealthCheckPort::Port(8080)] {
+        let value = serde_json::to_value(port).unwrap();
+        assert_eq!(
+            serde_json::from_value::<HealthCheckPort>(value).unwrap(),
+            port
+        );
+    }
+    assert_eq!(
+        serde_json::to_value(HealthCheckPort::TrafficPort).unwrap(),
+        serde_json::json!("traffic-port")
+    );
+    assert_eq!(HealthCheckPort::TrafficPort.resolve(8081), 8081);
+    assert_eq!(HealthCheckPort::Port(9000).resolve(8081), 9000);
+}
+
+#[test]
+fn health_check_ranges() {
+    let text = group_with(
+        "    health_check:
+      interval_seconds: 4
+      timeout_seconds: 1
+      healthy_threshold_count: 1
+      unhealthy_threshold_count: 11
+      initial_healthy_threshold_count: 0",
+    );
+    let prefix = "target_groups[0].health_check";
+    let error = assert_error(
+        &text,
+        &format!("{prefix}.interval_seconds"),
+        "must be 5–300, not 4",
+    );
+    assert_eq!(error.line, 5);
+    assert_error(
+        &text,
+        &format!("{prefix}.timeout_seconds"),
+        "must be 2–120, not 1",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.healthy_threshold_count"),
+        "must be 2–10, not 1",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.unhealthy_threshold_count"),
+        "must be 2–10, not 11",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.initial_healthy_threshold_count"),
+        "must be 1–10, not 0",
+    );
+    assert_eq!(errors(&text).len(), 5, "every error is reported");
+    let too_many = group_with("    health_check: {initial_healthy_threshold_count: 11}");
+    assert_error(
+        &too_many,
+        &format!("{prefix}.initial_healthy_threshold_count"),
+        "not 11",
+    );
+    let highest = group_with(
+        "    health_check: {interval_seconds: 300, timeout_seconds: 120, healthy_threshold_count: 10, \
+         unhealthy_threshold_count: 10, initial_healthy_threshold_count: 10}",
+    );
+    parse(&highest).unwrap();
+}
+
+#[test]
+fn health_check_timeout_must_be_less_than_interval() {
+    let path = "target_groups[0].health_check.timeout_seconds";
+    assert_error(
+        &group_with("    health_check: {interval_seconds: 10, timeout_seconds: 10}"),
+        path,
+        "must be less than interval_seconds (10), not 10",
+    );
+    assert_error(
+        &group_with("    health_check: {interval_seconds: 5}"),
+        path,
+        "must be less than interval_seconds (5), not 5",
+    );
+    parse(&group_with(
+        "    health_check: {interval_seconds: 10, timeout_seconds: 9}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn health_check_paths() {
+    let path = "target_groups[0].health_check.path";
+    let with_path = |value: &str| group_with(&format!("    health_check: {{path: \"{value}\"}}"));
+    assert_error(&with_path("health"), path, "`health` must start with `/`");
+    assert_error(&with_path("/a b"), path, "contains ' '");
+    assert_error(&with_path("/caf\u{e9}"), path, "printable ASCII");
+    assert_error(&with_path(""), path, "must not be empty");
+    let long = format!("/{}", "a".repeat(1024));
+    assert_error(
+        &with_path(&long),
+        path,
+        "1025 characters long; at most 1024",
+    );
+    parse(&with_path("/health?full=1&x=%20")).unwrap();
+    parse(&with_path(&long[..1024])).unwrap();
+}
+
+#[test]
+fn health_check_matchers() {
+    let http = "target_groups[0].health_check.matcher.http_code";
+    let with_http = |code: &str| {
+        group_with(&format!(
+            "    health_check:\n      matcher:\n        http_code: \"{code}\""
+        ))
+    };
+    let error = assert_error(&with_http("199"), http, "`199`: 199 is outside 200–499");
+    assert_eq!((error.line, error.column), (6, 20));
+    assert_error(&with_http("500"), http, "500 is outside 200–499");
+    assert_error(&with_http("2xx"), http, "`2xx` is not a number");
+    assert_error(&with_http("300-200"), http, "`300-200` is reversed");
+    assert_error(&with_http("200-"), http, "`200-` is missing a code");
+    assert_error(&with_http("200,,202"), http, "item 2 is empty");
+    assert_error(&with_http(""), http, "must not be empty");
+    for good in ["200", "200,202", "200-299", "200,300-399", "499"] {
+        parse(&with_http(good)).unwrap();
+    }
+
+    let grpc = "target_groups[0].health_check.matcher.grpc_code";
+    assert_error(
+        &group_with("    health_check: {matcher: {grpc_code: \"0\"}}"),
+        grpc,
+        "need `protocol_version: HTTP2`",
+    );
+    let http2 = |code: &str| {
+        group_with(&format!(
+            "    protocol_version: HTTP2\n    health_check: {{matcher: {{grpc_code: \"{code}\"}}}}"
+        ))
+    };
+    assert_error(&http2("100"), grpc, "100 is outside 0–99");
+    assert_error(&http2("5-1"), grpc, "reversed");
+    let config = parse(&http2("0-5,12")).unwrap();
+    let check = &config.target_groups[0].health_check;
+    assert_eq!(check.effective_path(), "/AWS.ALB/healthcheck");
+    assert_eq!(check.matcher.grpc_codes(), Some(vec![0..=5, 12..=12]));
+}
+
+#[test]
+fn deregistration_delay_slow_start_and_algorithms() {
+    let prefix = "target_groups[0]";
+    assert_error(
+        &group_with("    deregistration_delay_seconds: 3601"),
+        &format!("{prefix}.deregistration_delay_seconds"),
+        "must be 0–3600, not 3601",
+    );
+    let slow_start = format!("{prefix}.slow_start_duration_seconds");
+    assert_error(
+        &group_with("    slow_start_duration_seconds: 29"),
+        &slow_start,
+        "must be 0 (off) or 30–900, not 29",
+    );
+    assert_error(
+        &group_with("    slow_start_duration_seconds: 901"),
+        &slow_start,
+        "not 901",
+    );
+    assert_error(
+        &group_with(
+            "    slow_start_duration_seconds: 30\n    load_balancing_algorithm: least_outstanding_requests",
+        ),
+        &slow_start,
+        "cannot be combined with `load_balancing_algorithm: least_outstanding_requests`",
+    );
+    parse(&group_with(
+        "    slow_start_duration_seconds: 900\n    load_balancing_algorithm: weighted_random",
+    ))
+    .unwrap();
+    parse(&group_with(
+        "    slow_start_duration_seconds: 0\n    load_balancing_algorithm: least_outstanding_requests",
+    ))
+    .unwrap();
+    assert_error(
+        &group_with("    anomaly_mitigation: true"),
+        &format!("{prefix}.anomaly_mitigation"),
+        "only works with `load_balancing_algorithm: weighted_random` (as on ALB), not round_robin",
+    );
+    assert_error(
+        &group_with(
+            "    anomaly_mitigation: true\n    load_balancing_algorithm: least_outstanding_requests",
+        ),
+        &format!("{prefix}.anomaly_mitigation"),
+        "not least_outstanding_requests",
+    );
+    parse(&group_with(
+        "    anomaly_mitigation: true\n    load_balancing_algorithm: weighted_random",
+    ))
+    .unwrap();
+    assert_error(
+        &group_with("    load_balancing_algorithm: random"),
+        &format!("{prefix}.load_balancing_algorithm"),
+        "unknown variant `random`",
+    );
+}
+
+#[test]
+fn target_stickiness_rules() {
+    let prefix = "target_groups[0].stickiness";
+    let cookie = format!("{prefix}.cookie_name");
+    let with = |fields: &str| group_with(&format!("    stickiness: {{{fields}}}"));
+    assert_error(
+        &with("enabled: true, duration_seconds: 0"),
+        &format!("{prefix}.duration_seconds"),
+        "must be 1–604800, not 0",
+    );
+    assert_error(
+        &with("duration_seconds: 604801"),
+        &format!("{prefix}.duration_seconds"),
+        "not 604801",
+    );
+    assert_error(
+        &with("enabled: true, cookie_name: session"),
+        &cookie,
+        "only for `type: app_cookie`",
+    );
+    assert_error(
+        &with("enabled: true, type: app_cookie"),
+        &cookie,
+        "needs the name of the application's cookie",
+    );
+    for reserved in ["AWSALB", "AWSALBAPP-0", "AWSALBTG", "AWSALBCORS"] {
+        assert_error(
+            &with(&format!(
+                "enabled: true, type: app_cookie, cookie_name: {reserved}"
+            )),
+            &cookie,
+            "starts with `AWSALB`, which is reserved",
+        );
+    }
+    assert_error(
+        &with("enabled: true, type: app_cookie, cookie_name: \"a b\""),
+        &cookie,
+        "contains ' '",
+    );
+    assert_error(
+        &with("enabled: true, type: app_cookie, cookie_name: \"a=b\""),
+        &cookie,
+        "contains '='",
+    );
+    assert_error(
+        &with("enabled: true, type: app_cookie, cookie_name: \"\""),
+        &cookie,
+        "must not be empty",
+    );
+    let long = "c".repeat(256);
+    assert_error(
+        &with(&format!(
+            "enabled: true, type: app_cookie, cookie_name: {long}"
+        )),
+        &cookie,
+        "256 characters long; at most 255",
+    );
+    assert_error(
+        &with("type: session"),
+        &format!("{prefix}.type"),
+        "unknown variant",
+    );
+    parse(&with(
+        "enabled: true, type: app_cookie, cookie_name: \"session_id.v2\"",
+    ))
+    .unwrap();
+    parse(&with("enabled: false, type: app_cookie")).unwrap();
+    parse(&with(
+        "enabled: true, type: lb_cookie, duration_seconds: 604800",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn passive_health_ranges() {
+    let path = "target_groups[0].passive_health.suspect_seconds";
+    assert_error(
+        &group_with("    passive_health: {suspect_seconds: 0}"),
+        path,
+        "must be 1–3600, not 0",
+    );
+    assert_error(
+        &group_with("    passive_health: {suspect_seconds: 3601}"),
+        path,
+        "not 3601",
+    );
+    assert_error(
+        &group_with("    passive_health: {retries: 2}"),
+        "target_groups[0].passive_health.retries",
+        "unknown field `retries`",
+    );
+    parse(&group_with(
+        "    passive_health: {enabled: false, suspect_seconds: 3600}",
+    ))
+    .unwrap();
+}
