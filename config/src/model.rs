@@ -124,17 +124,72 @@ pub enum RuntimeMode {
 }
 
 /// The admin listener serving `/metrics`, `/healthz` and `/api/listeners` (bound addresses).
+///
+/// It answers on loopback without credentials by default. With a token set, every endpoint
+/// except `/healthz` requires `Authorization: Bearer <token>`; a non-loopback `address`
+/// requires a token, so the admin API is never open to the network by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
     /// Address to bind; default `127.0.0.1:9901`. Port 0 picks a free port (logged at start).
+    /// An address that is not loopback needs `auth_token` or `auth_token_env`.
     pub address: SocketAddr,
+    /// Bearer token: when set, every admin endpoint except `/healthz` requires
+    /// `Authorization: Bearer <token>`. Not together with `auth_token_env`; must not be empty.
+    pub auth_token: Option<String>,
+    /// Name of an environment variable holding the bearer token, to keep the secret out of
+    /// the file; an unset or empty variable is an error when the token is read. Same effect
+    /// as `auth_token`, which it excludes.
+    pub auth_token_env: Option<String>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            auth_token: None,
+            auth_token_env: None,
+        }
+    }
+}
+
+impl Admin {
+    /// The bearer token the admin API requires, or `None` when it is open (loopback only).
+    ///
+    /// Reads the variable named by `auth_token_env` when that is set, so the secret can come
+    /// from the environment (a container secret) rather than the file. An unset, empty or
+    /// non-UTF-8 variable is an error naming it: starting without the intended protection
+    /// would be worse than not starting.
+    pub fn resolve_token(&self) -> Result<Option<String>, String> {
+        self.resolve_token_with(|name| std::env::var(name))
+    }
+
+    /// [`Admin::resolve_token`] with the environment lookup injected, for tests.
+    fn resolve_token_with(
+        &self,
+        lookup: impl Fn(&str) -> Result<String, std::env::VarError>,
+    ) -> Result<Option<String>, String> {
+        match (&self.auth_token, &self.auth_token_env) {
+            (Some(_), Some(_)) => {
+                Err("set either admin.auth_token or admin.auth_token_env, not both".to_string())
+            }
+            (Some(token), None) if token.is_empty() => {
+                Err("admin.auth_token must not be empty".to_string())
+            }
+            (Some(token), None) => Ok(Some(token.clone())),
+            (None, Some(name)) => match lookup(name) {
+                Ok(token) if token.is_empty() => Err(format!(
+                    "environment variable `{name}` (admin.auth_token_env) is empty"
+                )),
+                Ok(token) => Ok(Some(token)),
+                Err(std::env::VarError::NotPresent) => Err(format!(
+                    "environment variable `{name}` (admin.auth_token_env) is not set"
+                )),
+                Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+                    "environment variable `{name}` (admin.auth_token_env) is not valid UTF-8"
+                )),
+            },
+            (None, None) => Ok(None),
         }
     }
 }
@@ -976,6 +1031,8 @@ fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::env::VarError;
+
     use super::*;
 
     #[test]
@@ -1055,5 +1112,65 @@ mod tests {
         assert_eq!(check.effective_protocol(Protocol::Http), Protocol::Http);
         check.protocol = Some(Protocol::Http);
         assert_eq!(check.effective_protocol(Protocol::Https), Protocol::Http);
+    }
+
+    fn admin(token: Option<&str>, variable: Option<&str>) -> Admin {
+        Admin {
+            auth_token: token.map(str::to_string),
+            auth_token_env: variable.map(str::to_string),
+            ..Admin::default()
+        }
+    }
+
+    #[test]
+    fn admin_token_comes_from_the_file_or_the_environment() {
+        let environment = |name: &str| match name {
+            "TOKEN" => Ok("from-env".to_string()),
+            "EMPTY" => Ok(String::new()),
+            "BINARY" => Err(VarError::NotUnicode("\u{fffd}".into())),
+            _ => Err(VarError::NotPresent),
+        };
+        let resolve = |admin: Admin| admin.resolve_token_with(environment);
+        assert_eq!(resolve(admin(None, None)), Ok(None));
+        assert_eq!(
+            resolve(admin(Some("in-file"), None)),
+            Ok(Some("in-file".to_string()))
+        );
+        assert_eq!(
+            resolve(admin(None, Some("TOKEN"))),
+            Ok(Some("from-env".to_string()))
+        );
+        assert_eq!(
+            resolve(admin(None, Some("MISSING"))).unwrap_err(),
+            "environment variable `MISSING` (admin.auth_token_env) is not set"
+        );
+        assert_eq!(
+            resolve(admin(None, Some("EMPTY"))).unwrap_err(),
+            "environment variable `EMPTY` (admin.auth_token_env) is empty"
+        );
+        assert!(resolve(admin(None, Some("BINARY")))
+            .unwrap_err()
+            .contains("not valid UTF-8"));
+        assert!(resolve(admin(Some("a"), Some("TOKEN")))
+            .unwrap_err()
+            .contains("not both"));
+        assert!(resolve(admin(Some(""), None))
+            .unwrap_err()
+            .contains("must not be empty"));
+    }
+
+    #[test]
+    fn resolve_token_reads_the_process_environment() {
+        // PATH is set wherever tests run; reading it proves the real lookup is wired in.
+        let path = std::env::var("PATH").expect("PATH is set");
+        if !path.is_empty() {
+            assert_eq!(admin(None, Some("PATH")).resolve_token(), Ok(Some(path)));
+        }
+        assert!(
+            admin(None, Some("SCALEGATE_TEST_VARIABLE_THAT_IS_NEVER_SET"))
+                .resolve_token()
+                .unwrap_err()
+                .contains("is not set")
+        );
     }
 }

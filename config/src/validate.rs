@@ -12,8 +12,8 @@ use std::path::Path;
 use crate::certificate::{load_certificate_files, CertificateProblem};
 use crate::yaml::{parse_document, Document, Position, PositionIndex};
 use crate::{
-    parse_code_matcher, Action, CertificateFiles, Condition, Config, ConfigError, ConfigErrors,
-    FixedResponseAction, ForwardAction, HealthCheck, HealthCheckPort, Listener,
+    parse_code_matcher, Action, Admin, CertificateFiles, Condition, Config, ConfigError,
+    ConfigErrors, FixedResponseAction, ForwardAction, HealthCheck, HealthCheckPort, Listener,
     LoadBalancingAlgorithm, PassiveHealth, Protocol, ProtocolVersion, RedirectAction, Rule,
     StickinessType, TargetGroup, TargetStickiness, GRPC_CODE_RANGE, HTTP_CODE_RANGE,
 };
@@ -183,6 +183,7 @@ pub(crate) fn validate(
             .collect(),
     };
     checker.load_balancer(config);
+    checker.admin(&config.admin);
     checker.listeners(config);
     checker.target_groups(&config.target_groups);
     if checker.errors.is_empty() {
@@ -296,6 +297,41 @@ impl Checker<'_> {
                     lb.runtime.workers
                 ),
             );
+        }
+    }
+
+    fn admin(&mut self, admin: &Admin) {
+        let has_token = admin.auth_token.is_some() || admin.auth_token_env.is_some();
+        if !admin.address.ip().is_loopback() && !has_token {
+            self.report(
+                "admin.address",
+                format!(
+                    "the admin API is bound to {}, which is not a loopback address; \
+                     set admin.auth_token_env (or admin.auth_token) so it requires a token, \
+                     or bind it to 127.0.0.1",
+                    admin.address.ip()
+                ),
+            );
+        }
+        if admin.auth_token.is_some() && admin.auth_token_env.is_some() {
+            self.report(
+                "admin.auth_token_env",
+                "set either admin.auth_token or admin.auth_token_env, not both",
+            );
+        }
+        if admin.auth_token.as_deref() == Some("") {
+            self.report(
+                "admin.auth_token",
+                "must not be empty; an empty token would protect nothing",
+            );
+        }
+        if let Some(name) = &admin.auth_token_env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                self.report(
+                    "admin.auth_token_env",
+                    format!("`{name}` is not an environment variable name"),
+                );
+            }
         }
     }
 

@@ -805,6 +805,8 @@ fn target_group_settings_default_to_albs() {
     assert_eq!(group.stickiness.cookie_name, None);
     assert!(group.passive_health.enabled);
     assert_eq!(group.passive_health.suspect_seconds, 10);
+    assert_eq!(config.admin.auth_token, None);
+    assert_eq!(config.admin.auth_token_env, None);
 }
 
 #[test]
@@ -1192,4 +1194,48 @@ fn passive_health_ranges() {
         "    passive_health: {enabled: false, suspect_seconds: 3600}",
     ))
     .unwrap();
+}
+
+#[test]
+fn admin_tokens() {
+    let error = assert_error(
+        "admin:\n  address: 0.0.0.0:9901\n",
+        "admin.address",
+        "the admin API is bound to 0.0.0.0, which is not a loopback address; set admin.auth_token_env",
+    );
+    assert_eq!((error.line, error.column), (2, 12));
+    assert_error(
+        "admin: {address: \"192.168.1.10:9901\"}\n",
+        "admin.address",
+        "not a loopback address",
+    );
+    assert_error(
+        "admin: {address: \"[::]:9901\"}\n",
+        "admin.address",
+        "not a loopback address",
+    );
+    parse("admin: {address: \"0.0.0.0:9901\", auth_token_env: SCALEGATE_ADMIN_TOKEN}\n").unwrap();
+    parse("admin: {address: \"0.0.0.0:9901\", auth_token: s3cret}\n").unwrap();
+    parse("admin: {address: \"[::1]:9901\"}\n").unwrap();
+    parse("admin: {address: \"127.0.0.2:9901\"}\n").unwrap();
+    assert_error(
+        "admin: {auth_token: a, auth_token_env: B}\n",
+        "admin.auth_token_env",
+        "either admin.auth_token or admin.auth_token_env, not both",
+    );
+    assert_error(
+        "admin: {auth_token: \"\"}\n",
+        "admin.auth_token",
+        "must not be empty",
+    );
+    assert_error(
+        "admin: {auth_token_env: \"\"}\n",
+        "admin.auth_token_env",
+        "is not an environment variable name",
+    );
+    assert_error(
+        "admin: {address: \"0.0.0.0:9901\", auth_token: \"\"}\n",
+        "admin.auth_token",
+        "must not be empty",
+    );
 }
