@@ -364,22 +364,87 @@ pub async fn echo(request: reqwest::RequestBuilder) -> Echo {
 /// `x-backend: <id>` and `x-connection: <n>` (the n-th TCP connection this backend accepted,
 /// from 1). Special paths: `/status/<code>`, `/sleep/<ms>`, `/ws` (upgrade: 101 then echoes
 /// bytes).
+///
+/// Its behaviour can be switched during a test through [`BackendControl`]: `/health` answers
+/// the configured status (200 at first), every other request waits the configured delay, and
+/// requests other than `/health` are counted. Dropping the backend (or [`Backend::stop`])
+/// closes its port, so connections are refused: a dead target.
 pub struct Backend {
     pub id: String,
     pub address: SocketAddr,
-    server: LoopbackServer,
+    pub control: Arc<BackendControl>,
+    server: Option<LoopbackServer>,
+}
+
+/// Switches of a running [`Backend`].
+#[derive(Debug)]
+pub struct BackendControl {
+    health_status: std::sync::atomic::AtomicU16,
+    delay_milliseconds: std::sync::atomic::AtomicU64,
+    served: AtomicUsize,
+    health_checks: AtomicUsize,
+}
+
+impl BackendControl {
+    /// Status `/health` answers from now on.
+    pub fn set_health(&self, status: u16) {
+        self.health_status.store(status, Ordering::Relaxed);
+    }
+
+    /// Delay before answering every request but `/health`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_milliseconds
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Requests other than `/health` answered (or being answered) so far.
+    pub fn served(&self) -> usize {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// `/health` requests received so far.
+    pub fn health_checks(&self) -> usize {
+        self.health_checks.load(Ordering::Relaxed)
+    }
 }
 
 impl Backend {
     /// Starts a backend on its own runtime (usable from sync and async tests alike).
     pub fn start(id: &str) -> Backend {
         let id_owned = id.to_string();
+        let control = Arc::new(BackendControl {
+            health_status: std::sync::atomic::AtomicU16::new(200),
+            delay_milliseconds: std::sync::atomic::AtomicU64::new(0),
+            served: AtomicUsize::new(0),
+            health_checks: AtomicUsize::new(0),
+        });
+        let shared_control = Arc::clone(&control);
         let server = LoopbackServer::start(move |stream, connection| {
             let id = id_owned.clone();
+            let control = Arc::clone(&shared_control);
             async move {
                 let service = hyper::service::service_fn(move |request| {
                     let id = id.clone();
+                    let control = Arc::clone(&control);
                     async move {
+                        if request.uri().path() == "/health" {
+                            control.health_checks.fetch_add(1, Ordering::Relaxed);
+                            let status =
+                                StatusCode::from_u16(control.health_status.load(Ordering::Relaxed))
+                                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                            return Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(status)
+                                    .header("x-backend", id.as_str())
+                                    .body(Full::new(Bytes::from_static(b"health\n")))
+                                    .expect("health response builds"),
+                            );
+                        }
+                        control.served.fetch_add(1, Ordering::Relaxed);
+                        let delay = control.delay_milliseconds.load(Ordering::Relaxed);
+                        if delay > 0 {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                        }
                         let mut response = answer(&id, request).await;
                         response
                             .headers_mut()
@@ -398,8 +463,15 @@ impl Backend {
         Backend {
             id: id.to_string(),
             address: server.address,
-            server,
+            control,
+            server: Some(server),
         }
+    }
+
+    /// Closes the port and every open connection: from now on the target refuses
+    /// connections, like a process that died.
+    pub fn stop(&mut self) {
+        self.server = None;
     }
 
     /// `127.0.0.1:PORT`, as a target in the config.
@@ -409,8 +481,67 @@ impl Backend {
 
     /// TCP connections this backend has accepted so far.
     pub fn connections_accepted(&self) -> usize {
-        self.server.accepted.load(Ordering::Relaxed)
+        self.server
+            .as_ref()
+            .map_or(0, |server| server.accepted.load(Ordering::Relaxed))
     }
+}
+
+/// A target group's targets as `GET /api/target-groups/{group}/health` describes them:
+/// `(ip:port, state, reason)`.
+pub async fn target_states(gate: &Scalegate, group: &str) -> Vec<(String, String, Option<String>)> {
+    let url = format!(
+        "http://{}/api/target-groups/{group}/health",
+        gate.admin_address()
+    );
+    let Ok(response) = client().get(url).send().await else {
+        return Vec::new();
+    };
+    let Ok(body) = response.json::<Value>().await else {
+        return Vec::new();
+    };
+    body["target_health_descriptions"]
+        .as_array()
+        .map(|targets| {
+            targets
+                .iter()
+                .map(|target| {
+                    (
+                        format!(
+                            "{}:{}",
+                            target["target"]["id"].as_str().unwrap_or(""),
+                            target["target"]["port"]
+                        ),
+                        target["target_health"]["state"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        target["target_health"]["reason"]
+                            .as_str()
+                            .map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls until `target` (`ip:port`) of `group` is in `state`; returns whether it got there
+/// within `deadline`.
+pub async fn wait_for_target_state(
+    gate: &Scalegate,
+    group: &str,
+    target: &str,
+    state: &str,
+    deadline: Duration,
+) -> bool {
+    poll_until_async(deadline, || async {
+        target_states(gate, group)
+            .await
+            .iter()
+            .any(|(address, current, _)| address == target && current == state)
+    })
+    .await
 }
 
 /// A TCP server on 127.0.0.1:0 with its own runtime (usable from sync and async tests alike)
