@@ -308,7 +308,7 @@ async fn forward(
         return elb_response(listener, StatusCode::SERVICE_UNAVAILABLE);
     };
     outcome.target_group = Some(Arc::clone(&group.log_name));
-    let table = group.group.routing();
+    let table = group.group.routing_table();
     let stickiness = table.settings.stickiness.as_ref();
     let now = stickiness.map(|_| SystemTime::now());
     let mut pinned = false;

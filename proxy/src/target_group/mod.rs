@@ -535,7 +535,7 @@ pub struct LastCheckView {
 pub struct TargetGroupLoad {
     /// Requests sent to the group's targets since it was created.
     pub requests_total: u64,
-    /// Targets in the healthy state.
+    /// Targets in service: healthy, or unavailable (health checks off).
     pub healthy_targets: usize,
     /// Targets that get traffic now (healthy ones, or all of them when failing open).
     pub routable_targets: usize,
@@ -593,9 +593,15 @@ impl TargetGroup {
         self.settings.load_full()
     }
 
-    /// The routing table of this moment; the request path's only read of group state.
+    /// The routing table of this moment, for a quick look (admin, metrics).
     pub fn routing(&self) -> Guard<Arc<RoutingTable>> {
         self.routing.load()
+    }
+
+    /// The routing table of this moment, owned: a request keeps it across awaits (a retry
+    /// picks from the same table), which arc-swap's short-lived guards are not meant for.
+    pub fn routing_table(&self) -> Arc<RoutingTable> {
+        self.routing.load_full()
     }
 
     /// Whether a listener rule forwards to this group.
@@ -1249,7 +1255,12 @@ impl TargetGroup {
         let healthy_targets = control
             .registrations
             .iter()
-            .filter(|registration| registration.target.record().state == HealthState::Healthy)
+            .filter(|registration| {
+                matches!(
+                    registration.target.record().state,
+                    HealthState::Healthy | HealthState::Unavailable
+                )
+            })
             .count();
         drop(control);
         TargetGroupLoad {
@@ -1467,5 +1478,285 @@ impl TargetGroups {
                 group.retire();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(initial: u32, healthy: u32, unhealthy: u32) -> HealthCheckSettings {
+        HealthCheckSettings {
+            probe: ProbeSettings {
+                protocol: scalegate_config::Protocol::Http,
+                protocol_version: scalegate_config::ProtocolVersion::Http1,
+                path: "/".into(),
+                port: None,
+                timeout: Duration::from_secs(2),
+                http_codes: vec![200..=200],
+                grpc_codes: None,
+            },
+            interval: Duration::from_secs(5),
+            healthy_threshold: healthy,
+            unhealthy_threshold: unhealthy,
+            initial_healthy_threshold: initial,
+        }
+    }
+
+    fn pass() -> ProbeOutcome {
+        ProbeOutcome::Success {
+            status: 200,
+            latency: Duration::from_millis(1),
+        }
+    }
+
+    fn fail(failure: probe::ProbeFailure) -> ProbeOutcome {
+        ProbeOutcome::Failure {
+            failure,
+            description: "Health checks failed with these codes: [503]".into(),
+            latency: Duration::from_millis(1),
+        }
+    }
+
+    fn initial() -> HealthRecord {
+        HealthRecord::new(
+            HealthState::Initial,
+            Some(HealthReason::RegistrationInProgress),
+        )
+    }
+
+    #[test]
+    fn a_new_target_becomes_healthy_after_the_initial_threshold() {
+        let settings = check(2, 5, 2);
+        let mut record = initial();
+        let now = Instant::now();
+        assert!(!record.apply_check(&pass(), &settings, false, now));
+        assert_eq!(record.state, HealthState::Initial);
+        assert_eq!(record.reason, Some(HealthReason::InitialHealthChecking));
+        assert!(record.apply_check(&pass(), &settings, false, now));
+        assert_eq!((record.state, record.reason), (HealthState::Healthy, None));
+    }
+
+    #[test]
+    fn failures_take_a_target_out_only_at_the_unhealthy_threshold() {
+        let settings = check(1, 3, 3);
+        let mut record = initial();
+        let now = Instant::now();
+        record.apply_check(&pass(), &settings, false, now);
+        assert_eq!(record.state, HealthState::Healthy);
+        let mismatch = fail(probe::ProbeFailure::ResponseCodeMismatch);
+        assert!(!record.apply_check(&mismatch, &settings, false, now));
+        // A pass in between resets the count.
+        record.apply_check(&pass(), &settings, false, now);
+        record.apply_check(&mismatch, &settings, false, now);
+        record.apply_check(&mismatch, &settings, false, now);
+        assert_eq!(record.state, HealthState::Healthy);
+        assert!(record.apply_check(&mismatch, &settings, false, now));
+        assert_eq!(record.state, HealthState::Unhealthy);
+        assert_eq!(record.reason, Some(HealthReason::ResponseCodeMismatch));
+        assert!(record.description.contains("[503]"));
+        // The latest failure's reason is shown.
+        record.apply_check(&fail(probe::ProbeFailure::Timeout), &settings, false, now);
+        assert_eq!(record.reason, Some(HealthReason::Timeout));
+    }
+
+    #[test]
+    fn an_unhealthy_target_needs_the_healthy_threshold_to_return() {
+        let settings = check(1, 3, 2);
+        let mut record = initial();
+        let now = Instant::now();
+        let refused = fail(probe::ProbeFailure::FailedHealthChecks);
+        record.apply_check(&refused, &settings, false, now);
+        assert_eq!(
+            record.state,
+            HealthState::Initial,
+            "one failure is not enough"
+        );
+        record.apply_check(&refused, &settings, false, now);
+        assert_eq!(record.state, HealthState::Unhealthy);
+        assert_eq!(record.reason, Some(HealthReason::FailedHealthChecks));
+        record.apply_check(&pass(), &settings, true, now);
+        record.apply_check(&pass(), &settings, true, now);
+        assert_eq!(record.state, HealthState::Unhealthy);
+        assert!(record.apply_check(&pass(), &settings, true, now));
+        assert_eq!(record.state, HealthState::Healthy);
+        assert_eq!(record.slow_start_since, Some(now), "re-enters slow start");
+    }
+
+    #[test]
+    fn reason_codes_are_albs() {
+        assert_eq!(
+            HealthReason::RegistrationInProgress.code(),
+            "Elb.RegistrationInProgress"
+        );
+        assert_eq!(HealthReason::NotInUse.code(), "Target.NotInUse");
+        assert_eq!(
+            HealthReason::DeregistrationInProgress.code(),
+            "Target.DeregistrationInProgress"
+        );
+        assert_eq!(
+            HealthReason::HealthCheckDisabled.code(),
+            "Target.HealthCheckDisabled"
+        );
+        assert_eq!(HealthState::Unavailable.as_str(), "unavailable");
+    }
+
+    fn group_with(settings: GroupSettings) -> Arc<TargetGroup> {
+        let metrics = Metrics::new("unit");
+        let group_config: TargetGroupConfig =
+            serde_json::from_value(serde_json::json!({"name": "app"})).expect("group config");
+        TargetGroup::new(
+            "app",
+            settings,
+            PoolSettings::new(&group_config, Duration::from_secs(60)),
+            1,
+            &metrics,
+            &HealthScheduler::new(),
+        )
+    }
+
+    fn settings(health_checks: bool) -> GroupSettings {
+        let mut config: TargetGroupConfig =
+            serde_json::from_value(serde_json::json!({"name": "app"})).expect("group config");
+        config.health_check.enabled = health_checks;
+        config.deregistration_delay_seconds = 30;
+        GroupSettings::from_config(&config)
+    }
+
+    fn address(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn states(group: &TargetGroup) -> Vec<(u16, HealthState)> {
+        group
+            .describe(None)
+            .into_iter()
+            .map(|target| (target.target.port, target.target_health.state))
+            .collect()
+    }
+
+    #[test]
+    fn targets_of_an_unused_group_are_unused_and_become_initial_when_used() {
+        let group = group_with(settings(true));
+        group
+            .register(&[address(1001)], RegistrationSource::Api)
+            .expect("registers");
+        assert_eq!(states(&group), vec![(1001, HealthState::Unused)]);
+        group.set_in_use(true);
+        assert_eq!(states(&group), vec![(1001, HealthState::Initial)]);
+        // Only-initial targets are routed to (nothing else could serve) without failing open.
+        let table = group.routing_table();
+        assert_eq!(table.targets().len(), 1);
+        assert!(!table.fail_open);
+    }
+
+    #[test]
+    fn without_health_checks_targets_are_unavailable_and_routed() {
+        let group = group_with(settings(false));
+        group.set_in_use(true);
+        group
+            .register(&[address(1001), address(1002)], RegistrationSource::Api)
+            .expect("registers");
+        assert_eq!(
+            states(&group),
+            vec![
+                (1001, HealthState::Unavailable),
+                (1002, HealthState::Unavailable)
+            ]
+        );
+        assert_eq!(group.routing_table().targets().len(), 2);
+        assert_eq!(group.load().healthy_targets, 2);
+    }
+
+    #[test]
+    fn a_suspect_target_is_skipped_unless_it_is_the_only_one() {
+        let group = group_with(settings(false));
+        group.set_in_use(true);
+        group
+            .register(&[address(1001), address(1002)], RegistrationSource::Api)
+            .expect("registers");
+        let first = Arc::clone(&group.routing_table().targets()[0]);
+        group.mark_suspect(&first);
+        let table = group.routing_table();
+        assert_eq!(table.targets().len(), 1);
+        assert_eq!(table.targets()[0].address, address(1002));
+        let second = Arc::clone(&table.targets()[0]);
+        group.mark_suspect(&second);
+        assert_eq!(
+            group.routing_table().targets().len(),
+            2,
+            "all suspect: use them"
+        );
+    }
+
+    #[test]
+    fn deregistering_drains_until_the_last_request_ends() {
+        let group = group_with(settings(false));
+        group.set_in_use(true);
+        group
+            .register(&[address(1001), address(1002)], RegistrationSource::Api)
+            .expect("registers");
+        let target = Arc::clone(
+            group
+                .routing_table()
+                .find(address(1001))
+                .expect("registered"),
+        );
+        let request = target.begin_request();
+        group
+            .deregister(&[address(1001)], RegistrationSource::Api)
+            .expect("deregisters");
+        assert!(states(&group).contains(&(1001, HealthState::Draining)));
+        assert!(
+            group.routing_table().find(address(1001)).is_none(),
+            "no new requests"
+        );
+        assert_eq!(
+            group.deregister(&[address(1001)], RegistrationSource::Api),
+            Err(RegistrationError::NotRegistered(
+                address(1001),
+                "app".into()
+            ))
+        );
+        drop(request);
+        group.sweep_draining(Instant::now());
+        assert_eq!(states(&group), vec![(1002, HealthState::Unavailable)]);
+        let unknown = group.describe(Some(&[address(1001)]));
+        assert_eq!(unknown[0].target_health.state, HealthState::Unused);
+        assert_eq!(
+            unknown[0].target_health.reason,
+            Some("Target.NotRegistered")
+        );
+    }
+
+    #[test]
+    fn a_config_deregistration_keeps_a_target_the_api_registered() {
+        let group = group_with(settings(false));
+        group.set_in_use(true);
+        group
+            .register(&[address(1001)], RegistrationSource::Config)
+            .expect("registers");
+        group
+            .register(&[address(1001)], RegistrationSource::Api)
+            .expect("registers");
+        group
+            .deregister(&[address(1001)], RegistrationSource::Config)
+            .expect("deregisters");
+        assert_eq!(states(&group), vec![(1001, HealthState::Unavailable)]);
+    }
+
+    #[test]
+    fn port_zero_and_the_target_limit_are_refused() {
+        let group = group_with(settings(false));
+        assert_eq!(
+            group.register(&[address(0)], RegistrationSource::Api),
+            Err(RegistrationError::InvalidTarget(address(0)))
+        );
+        let many: Vec<SocketAddr> = (1..=1001).map(address).collect();
+        assert_eq!(
+            group.register(&many, RegistrationSource::Api),
+            Err(RegistrationError::TooManyTargets("app".into()))
+        );
+        assert!(states(&group).is_empty(), "all or nothing");
     }
 }
