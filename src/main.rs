@@ -182,11 +182,29 @@ fn explain(config: &Config) -> String {
         }
     }
     for group in &config.target_groups {
+        let check = &group.health_check;
+        let health = if check.enabled {
+            format!(
+                "health check {} {} every {} s ({} to recover, {} to fail)",
+                check.effective_protocol(group.protocol).as_str(),
+                check.effective_path(),
+                check.interval_seconds,
+                check.healthy_threshold_count,
+                check.unhealthy_threshold_count
+            )
+        } else {
+            "no health checks".to_string()
+        };
         let _ = writeln!(
             out,
-            "target group {}: {} target(s)",
+            "target group {}: {} target(s), {}, {health}, deregistration delay {} s",
             group.name,
-            group.targets.len()
+            group.targets.len(),
+            serde_json::to_value(group.load_balancing_algorithm)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            group.deregistration_delay_seconds
         );
     }
     out
