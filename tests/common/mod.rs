@@ -383,6 +383,7 @@ pub struct BackendControl {
     delay_milliseconds: std::sync::atomic::AtomicU64,
     served: AtomicUsize,
     health_checks: AtomicUsize,
+    last_health_headers: Mutex<Option<BTreeMap<String, Vec<String>>>>,
 }
 
 impl BackendControl {
@@ -406,6 +407,12 @@ impl BackendControl {
     pub fn health_checks(&self) -> usize {
         self.health_checks.load(Ordering::Relaxed)
     }
+
+    /// The headers of the latest `/health` request (names lower case), to check what a
+    /// health checker sends.
+    pub fn last_health_headers(&self) -> Option<BTreeMap<String, Vec<String>>> {
+        self.last_health_headers.lock().unwrap().clone()
+    }
 }
 
 impl Backend {
@@ -417,6 +424,7 @@ impl Backend {
             delay_milliseconds: std::sync::atomic::AtomicU64::new(0),
             served: AtomicUsize::new(0),
             health_checks: AtomicUsize::new(0),
+            last_health_headers: Mutex::new(None),
         });
         let shared_control = Arc::clone(&control);
         let server = LoopbackServer::start(move |stream, connection| {
@@ -428,6 +436,8 @@ impl Backend {
                     let control = Arc::clone(&control);
                     async move {
                         if request.uri().path() == "/health" {
+                            *control.last_health_headers.lock().unwrap() =
+                                Some(header_map(request.headers()));
                             control.health_checks.fetch_add(1, Ordering::Relaxed);
                             let status =
                                 StatusCode::from_u16(control.health_status.load(Ordering::Relaxed))
@@ -526,6 +536,26 @@ pub async fn target_states(gate: &Scalegate, group: &str) -> Vec<(String, String
         .unwrap_or_default()
 }
 
+/// Calls the admin API: `method path` with an optional JSON `body`; returns the status and
+/// the JSON answer (`Value::Null` when the body is not JSON).
+pub async fn admin_json(
+    gate: &Scalegate,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut request = client().request(method, format!("http://{}{path}", gate.admin_address()));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.expect("admin answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("admin body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 /// Polls until `target` (`ip:port`) of `group` is in `state`; returns whether it got there
 /// within `deadline`.
 pub async fn wait_for_target_state(
@@ -594,6 +624,17 @@ impl Drop for LoopbackServer {
     }
 }
 
+/// Header values by (lower-case) name, in arrival order.
+fn header_map(headers: &hyper::HeaderMap) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        map.entry(name.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    map
+}
+
 async fn answer(id: &str, mut request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
     if path == "/ws" && request.headers().contains_key(hyper::header::UPGRADE) {
@@ -625,13 +666,7 @@ async fn answer(id: &str, mut request: Request<Incoming>) -> Response<Full<Bytes
         let ms = ms.parse::<u64>().unwrap_or(0).min(60_000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in request.headers() {
-        headers
-            .entry(name.as_str().to_string())
-            .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-    }
+    let headers = header_map(request.headers());
     let method = request.method().to_string();
     let query = request.uri().query().map(str::to_string);
     let version = format!("{:?}", request.version());
