@@ -12,7 +12,8 @@ use common::*;
 use http_body_util::BodyExt;
 
 /// One listener forwarding everything to `target`, on one worker, with `extra` appended to
-/// the `load_balancer:` block.
+/// the `load_balancer:` block. Health checks are off: these tests count the target's
+/// connections and responses, and a check is one more of each.
 fn config(target: &str, extra: &str) -> String {
     format!(
         r#"{ADMIN}{ONE_WORKER}{extra}listeners:
@@ -24,6 +25,8 @@ fn config(target: &str, extra: &str) -> String {
 target_groups:
   - name: app
     targets: ["{target}"]
+    health_check:
+      enabled: false
 "#
     )
 }
