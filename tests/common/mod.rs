@@ -362,12 +362,14 @@ pub async fn echo(request: reqwest::RequestBuilder) -> Echo {
 /// A test target: an HTTP/1.1 + h2c (prior knowledge) server on 127.0.0.1:0 that echoes each
 /// request as JSON `{backend, method, path, query, version, headers, body}` with
 /// `x-backend: <id>` and `x-connection: <n>` (the n-th TCP connection this backend accepted,
-/// from 1). Special paths: `/status/<code>`, `/sleep/<ms>`, `/ws` (upgrade: 101 then echoes
-/// bytes).
+/// from 1). Special paths: `/status/<code>`, `/sleep/<ms>`, `/set-cookie/<name>` (the echo
+/// with `Set-Cookie: <name>=1; Path=/`, as an application starting a session), `/ws`
+/// (upgrade: 101 then echoes bytes).
 ///
 /// Its behaviour can be switched during a test through [`BackendControl`]: `/health` answers
-/// the configured status (200 at first), every other request waits the configured delay, and
-/// requests other than `/health` are counted. Dropping the backend (or [`Backend::stop`])
+/// the configured status (200 at first), every other request waits the configured delay and
+/// answers the configured status (its own at first), and requests other than `/health` are
+/// counted. Dropping the backend (or [`Backend::stop`])
 /// closes its port, so connections are refused: a dead target.
 pub struct Backend {
     pub id: String,
@@ -381,6 +383,8 @@ pub struct Backend {
 pub struct BackendControl {
     health_status: std::sync::atomic::AtomicU16,
     delay_milliseconds: std::sync::atomic::AtomicU64,
+    /// Status every request but `/health` answers; 0 leaves each request's own.
+    status_override: std::sync::atomic::AtomicU16,
     served: AtomicUsize,
     health_checks: AtomicUsize,
     last_health_headers: Mutex<Option<BTreeMap<String, Vec<String>>>>,
@@ -396,6 +400,12 @@ impl BackendControl {
     pub fn set_delay(&self, delay: Duration) {
         self.delay_milliseconds
             .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Status every request but `/health` answers from now on, whatever its path (a target
+    /// that fails while its health checks pass); 0 goes back to each request's own status.
+    pub fn set_status(&self, status: u16) {
+        self.status_override.store(status, Ordering::Relaxed);
     }
 
     /// Requests other than `/health` answered (or being answered) so far.
@@ -422,6 +432,7 @@ impl Backend {
         let control = Arc::new(BackendControl {
             health_status: std::sync::atomic::AtomicU16::new(200),
             delay_milliseconds: std::sync::atomic::AtomicU64::new(0),
+            status_override: std::sync::atomic::AtomicU16::new(0),
             served: AtomicUsize::new(0),
             health_checks: AtomicUsize::new(0),
             last_health_headers: Mutex::new(None),
@@ -459,6 +470,10 @@ impl Backend {
                         response
                             .headers_mut()
                             .insert("x-connection", connection.into());
+                        let status = control.status_override.load(Ordering::Relaxed);
+                        if let Ok(status) = StatusCode::from_u16(status) {
+                            *response.status_mut() = status;
+                        }
                         Ok::<_, Infallible>(response)
                     }
                 });
@@ -685,10 +700,14 @@ async fn answer(id: &str, mut request: Request<Incoming>) -> Response<Full<Bytes
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
     });
-    Response::builder()
+    let mut response = Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .header("x-backend", id)
+        .header("x-backend", id);
+    if let Some(name) = path.strip_prefix("/set-cookie/") {
+        response = response.header("set-cookie", format!("{name}=1; Path=/"));
+    }
+    response
         .body(Full::new(Bytes::from(echo.to_string())))
         .expect("echo builds")
 }

@@ -239,6 +239,10 @@ struct HealthRecord {
     consecutive_failures: u32,
     /// When the target entered slow start (it became healthy while a full-share peer served).
     slow_start_since: Option<Instant>,
+    /// Registered in one operation into a group with no healthy full-share target (or reset
+    /// with all its peers), so its first healthy transition skips slow start, as ALB's does;
+    /// later ones (after it was unhealthy) slow start as usual.
+    slow_start_exempt: bool,
     /// When a client request last failed to reach it (passive health).
     suspect_since: Option<Instant>,
     /// When draining must end at the latest.
@@ -265,6 +269,7 @@ impl HealthRecord {
             consecutive_successes: 0,
             consecutive_failures: 0,
             slow_start_since: None,
+            slow_start_exempt: false,
             suspect_since: None,
             draining_deadline: None,
             last_check: None,
@@ -637,19 +642,24 @@ impl TargetGroup {
             if active + new > MAX_TARGETS {
                 return Err(RegistrationError::TooManyTargets(self.name.clone()));
             }
+            let slow_start = self.slow_start_eligible(&control, &self.settings.load());
             for address in addresses {
-                self.register_locked(&mut control, *address, source);
+                self.register_locked(&mut control, *address, source, slow_start);
             }
         }
         self.publish();
         Ok(())
     }
 
+    /// Registers one target of a registration operation; `slow_start` says whether the group
+    /// had a healthy full-share target when the operation began (ALB decides per operation,
+    /// so targets registered together into an empty group all get a full share).
     fn register_locked(
         self: &Arc<Self>,
         control: &mut Control,
         address: SocketAddr,
         source: RegistrationSource,
+        slow_start: bool,
     ) {
         if let Some(index) = find_active(&control.registrations, address) {
             let registration = &mut control.registrations[index];
@@ -666,7 +676,8 @@ impl TargetGroup {
             .collect();
         let (state, reason) = self.entry_state(&settings);
         let mut record = HealthRecord::new(state, reason);
-        if state == HealthState::Unavailable && self.slow_start_eligible(control, &settings) {
+        record.slow_start_exempt = !slow_start;
+        if state == HealthState::Unavailable && slow_start {
             record.slow_start_since = Some(Instant::now());
         }
         let target = Arc::new(Target {
@@ -838,8 +849,14 @@ impl TargetGroup {
             for address in stale {
                 self.deregister_locked(&mut control, address, RegistrationSource::Config);
             }
+            let slow_start = self.slow_start_eligible(&control, &settings);
             for address in config_targets {
-                self.register_locked(&mut control, *address, RegistrationSource::Config);
+                self.register_locked(
+                    &mut control,
+                    *address,
+                    RegistrationSource::Config,
+                    slow_start,
+                );
             }
         }
         self.sweep_draining(Instant::now());
@@ -862,6 +879,8 @@ impl TargetGroup {
                 record.consecutive_successes = 0;
                 record.consecutive_failures = 0;
                 record.slow_start_since = None;
+                // Every peer is reset too: like a registration into an empty group.
+                record.slow_start_exempt = true;
             }
             if state == HealthState::Initial {
                 self.scheduler.schedule_first(self, target, settings);
@@ -1321,7 +1340,9 @@ impl HealthRecord {
                 };
                 if self.consecutive_successes >= needed {
                     self.set(HealthState::Healthy, None);
-                    self.slow_start_since = slow_start_eligible.then_some(now);
+                    self.slow_start_since =
+                        (slow_start_eligible && !self.slow_start_exempt).then_some(now);
+                    self.slow_start_exempt = false;
                 } else if self.state == HealthState::Initial {
                     self.set(
                         HealthState::Initial,
@@ -1758,5 +1779,154 @@ mod tests {
             Err(RegistrationError::TooManyTargets("app".into()))
         );
         assert!(states(&group).is_empty(), "all or nothing");
+    }
+}
+
+/// Slow-start eligibility at registration.
+#[cfg(test)]
+mod slow_start_tests {
+    use super::*;
+
+    /// A group `app` used by a rule, with slow start and checks on, and no target yet.
+    fn slow_start_group(health_checks: bool) -> Arc<TargetGroup> {
+        let yaml = format!(
+            "listeners:
+  - name: web
+    address: 127.0.0.1:0
+    default_action:
+      forward:
+        target_group: app
+target_groups:
+  - name: app
+    slow_start_duration_seconds: 30
+    health_check:
+      enabled: {health_checks}
+"
+        );
+        let config = scalegate_config::parse(
+            &yaml,
+            std::path::Path::new("test.yaml"),
+            std::path::Path::new("."),
+        )
+        .expect("config parses");
+        let group_config = &config.target_groups[0];
+        let group = TargetGroup::new(
+            "app",
+            GroupSettings::from_config(group_config),
+            PoolSettings::new(group_config, Duration::from_secs(60)),
+            1,
+            &Metrics::new("test"),
+            &HealthScheduler::new(),
+        );
+        group.set_in_use(true);
+        group
+    }
+
+    fn address(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn target(group: &TargetGroup, address: SocketAddr) -> Arc<Target> {
+        let control = group.control();
+        let index = find_active(&control.registrations, address).expect("registered");
+        Arc::clone(&control.registrations[index].target)
+    }
+
+    fn check(group: &TargetGroup, address: SocketAddr, passed: bool) {
+        let target = target(group, address);
+        let generation = target.check_generation.load(Ordering::Relaxed);
+        let outcome = if passed {
+            ProbeOutcome::Success {
+                status: 200,
+                latency: Duration::from_millis(1),
+            }
+        } else {
+            ProbeOutcome::Failure {
+                failure: probe::ProbeFailure::ResponseCodeMismatch,
+                description: "Health checks failed with these codes: [503]".into(),
+                latency: Duration::from_millis(1),
+            }
+        };
+        group.record_check(&target, generation, &outcome);
+    }
+
+    fn in_slow_start(group: &TargetGroup, address: SocketAddr) -> bool {
+        target(group, address).record().slow_start_since.is_some()
+    }
+
+    #[test]
+    fn targets_registered_together_into_an_empty_group_do_not_slow_start() {
+        let group = slow_start_group(true);
+        let (first, second) = (address(8001), address(8002));
+        group
+            .register(&[first, second], RegistrationSource::Api)
+            .unwrap();
+        // The first to pass becomes a healthy full-share peer before the second passes: the
+        // second must still not slow start, as both came in one registration.
+        check(&group, first, true);
+        check(&group, second, true);
+        assert!(!in_slow_start(&group, first));
+        assert!(!in_slow_start(&group, second));
+    }
+
+    #[test]
+    fn config_targets_of_a_new_group_do_not_slow_start() {
+        let group = slow_start_group(true);
+        let (first, second) = (address(8001), address(8002));
+        let settings = (*group.settings()).clone();
+        let pool_settings = group.control().pool_settings.clone();
+        group.configure(settings, pool_settings, &[first, second]);
+        check(&group, first, true);
+        check(&group, second, true);
+        assert!(!in_slow_start(&group, first));
+        assert!(!in_slow_start(&group, second));
+    }
+
+    #[test]
+    fn a_target_registered_beside_a_healthy_one_slow_starts() {
+        let group = slow_start_group(true);
+        let (first, second) = (address(8001), address(8002));
+        group.register(&[first], RegistrationSource::Api).unwrap();
+        check(&group, first, true);
+        group.register(&[second], RegistrationSource::Api).unwrap();
+        check(&group, second, true);
+        assert!(!in_slow_start(&group, first));
+        assert!(in_slow_start(&group, second));
+    }
+
+    #[test]
+    fn the_exemption_covers_only_the_first_healthy_transition() {
+        let group = slow_start_group(true);
+        let (first, second) = (address(8001), address(8002));
+        group
+            .register(&[first, second], RegistrationSource::Api)
+            .unwrap();
+        check(&group, first, true);
+        check(&group, second, true);
+        // Unhealthy (threshold 2), then healthy again (threshold 5) beside a full-share peer.
+        check(&group, second, false);
+        check(&group, second, false);
+        assert_eq!(
+            target(&group, second).record().state,
+            HealthState::Unhealthy
+        );
+        for _ in 0..5 {
+            check(&group, second, true);
+        }
+        assert_eq!(target(&group, second).record().state, HealthState::Healthy);
+        assert!(in_slow_start(&group, second));
+    }
+
+    #[test]
+    fn without_health_checks_targets_registered_together_do_not_slow_start() {
+        let group = slow_start_group(false);
+        let (first, second, third) = (address(8001), address(8002), address(8003));
+        group
+            .register(&[first, second], RegistrationSource::Api)
+            .unwrap();
+        assert!(!in_slow_start(&group, first));
+        assert!(!in_slow_start(&group, second));
+        group.register(&[third], RegistrationSource::Api).unwrap();
+        assert!(in_slow_start(&group, third));
     }
 }
