@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 
 fn config(backend: &Backend) -> String {
@@ -144,28 +141,7 @@ async fn counters_move_with_traffic_and_promtool_accepts_the_output() {
         "{after}"
     );
 
-    if optional_tool("promtool") {
-        let mut child = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(after.as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    promtool_accepts(&after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -997,3 +997,31 @@ pub fn write_certificate(dir: &Path, name: &str, file: &str) -> (String, Vec<u8>
     .unwrap();
     (pem, generated.cert.der().to_vec())
 }
+
+/// Asserts that `promtool check metrics` accepts an exposition (skipped without promtool,
+/// which `scripts/test.sh` installs).
+pub fn promtool_accepts(metrics: &str) {
+    if !optional_tool("promtool") {
+        return;
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
