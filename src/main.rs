@@ -265,8 +265,14 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
             .with_context(|| {
                 format!("cannot bind the admin listener on {}", config.admin.address)
             })?;
-        let reloader =
-            path.map(|path| reload::spawn(path, Arc::clone(&proxy), Arc::clone(&metrics)));
+        let reloader = path.map(|path| {
+            reload::spawn(
+                path,
+                Arc::clone(&proxy),
+                Arc::clone(&metrics),
+                config.admin.clone(),
+            )
+        });
         tracing::info!(address = %admin.local_addr()?, "admin listening");
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(serve_admin(

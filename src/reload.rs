@@ -20,7 +20,15 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// The SIGHUP handler and the file watcher are installed before this returns, so a SIGHUP
 /// sent as soon as scalegate reports it is listening reloads rather than kills the process
 /// (SIGHUP's default action).
-pub fn spawn(path: PathBuf, proxy: Arc<Proxy>, metrics: Arc<Metrics>) -> JoinHandle<()> {
+///
+/// `admin` is the admin listener's settings as started: the admin server is not rebuilt on
+/// reload, so a change to them is reported rather than silently ignored.
+pub fn spawn(
+    path: PathBuf,
+    proxy: Arc<Proxy>,
+    metrics: Arc<Metrics>,
+    admin: scalegate_config::Admin,
+) -> JoinHandle<()> {
     let (events, mut triggers) = mpsc::channel::<&'static str>(16);
     let watcher = watch_file(&path, events.clone());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -40,16 +48,25 @@ pub fn spawn(path: PathBuf, proxy: Arc<Proxy>, metrics: Arc<Metrics>) -> JoinHan
                 // logrotate convention: SIGHUP also reopens the access-log file.
                 proxy.reopen_access_log();
             }
-            reload(&path, &proxy, &metrics, cause);
+            reload(&path, &proxy, &metrics, &admin, cause);
         }
     })
 }
 
-fn reload(path: &std::path::Path, proxy: &Proxy, metrics: &Metrics, cause: &str) {
+fn reload(
+    path: &std::path::Path,
+    proxy: &Proxy,
+    metrics: &Metrics,
+    admin: &scalegate_config::Admin,
+    cause: &str,
+) {
     match scalegate_config::load(path) {
         Ok(config) => match proxy.apply(&config) {
             Ok(()) => {
                 metrics.record_reload(true);
+                if config.admin != *admin {
+                    tracing::warn!("admin settings (address, token) changed: they take effect at the next restart");
+                }
                 tracing::info!(%cause, file = %path.display(), "config reloaded");
             }
             Err(error) => {

@@ -264,3 +264,33 @@ async fn reload_drops_metrics_of_what_left_the_config() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_changes_on_reload_are_reported_not_ignored() {
+    let backend = Backend::start("app");
+    let good = config(&backend, &[("main", "v1")]);
+    let gate = Scalegate::start(&good);
+    let with_token = good.replace(
+        "admin:\n  address: 127.0.0.1:0\n",
+        "admin:\n  address: 127.0.0.1:0\n  auth_token: later\n",
+    );
+    assert_ne!(with_token, good, "the admin block was found");
+    gate.rewrite_config(&with_token);
+    gate.sighup();
+    gate.wait_for_log(
+        |line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("admin settings"))
+        },
+        Duration::from_secs(10),
+    );
+    // The running admin API is unchanged until a restart: still open.
+    let status = client()
+        .get(format!("http://{}/metrics", gate.admin_address()))
+        .send()
+        .await
+        .expect("admin answers")
+        .status();
+    assert_eq!(status, 200);
+}

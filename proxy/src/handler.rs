@@ -407,7 +407,7 @@ async fn forward(
                     break Ok(Err(failure.error));
                 };
                 tracing::debug!(target = %target.address, next = %next.address, target_group = %group.name, error = %crate::upstream::ErrorChain(&failure.error), "target failed before answering; retrying on another target");
-                group.metrics.retry(retry_reason(&failure.error));
+                group.metrics.retry(&failure.error);
                 if http2 {
                     let mut uri = std::mem::take(unsent.uri_mut()).into_parts();
                     uri.authority = Some(next.authority.clone());
@@ -466,16 +466,6 @@ async fn forward(
             tracing::debug!(target = %target.address, target_group = %group.name, "target response timed out");
             elb_response(listener, StatusCode::GATEWAY_TIMEOUT)
         }
-    }
-}
-
-/// The label a passive retry is counted under.
-fn retry_reason(error: &UpstreamError) -> &'static str {
-    match error {
-        UpstreamError::ConnectTimeout(_) => "connect_timeout",
-        UpstreamError::Connect(_) => "connect_error",
-        UpstreamError::Tls(_) => "tls_error",
-        UpstreamError::Http(_) => "connection_closed",
     }
 }
 

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::target_group::probe::{ProbeFailure, ProbeOutcome};
+use crate::target_group::HealthState;
+use crate::upstream::UpstreamError;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
@@ -853,11 +855,11 @@ struct TargetGroupSeries {
     requests: IntCounter,
     healthy_targets: IntGauge,
     unhealthy_targets: IntGauge,
-    targets_by_state: [IntGauge; HEALTH_STATES.len()],
+    targets_by_state: [IntGauge; HealthState::ALL.len()],
     health_check_success: IntCounter,
-    health_check_failures: [IntCounter; HEALTH_CHECK_FAILURES.len()],
+    health_check_failures: [IntCounter; ProbeFailure::ALL.len()],
     health_check_duration: Histogram,
-    retries: [IntCounter; RETRY_REASONS.len()],
+    retries: [IntCounter; UpstreamError::KINDS.len()],
     fail_open_events: IntCounter,
     unhealthy_routing_requests: IntCounter,
     non_sticky_requests: IntCounter,
@@ -865,30 +867,6 @@ struct TargetGroupSeries {
     mitigated_targets: IntGauge,
     request_count_per_target: Gauge,
 }
-
-/// Label values of `scalegate_target_group_targets`, in [`HealthState::ALL`] order.
-const HEALTH_STATES: [&str; 6] = [
-    "initial",
-    "healthy",
-    "unhealthy",
-    "unused",
-    "draining",
-    "unavailable",
-];
-/// Failure labels of `scalegate_target_group_health_checks_total`, in [`ProbeFailure`] order.
-const HEALTH_CHECK_FAILURES: [&str; 4] = [
-    "Target.ResponseCodeMismatch",
-    "Target.Timeout",
-    "Target.FailedHealthChecks",
-    "Elb.InternalError",
-];
-/// Label values of `scalegate_target_group_retries_total`.
-const RETRY_REASONS: [&str; 4] = [
-    "connect_timeout",
-    "connect_error",
-    "tls_error",
-    "connection_closed",
-];
 
 impl TargetGroupMetrics {
     fn new(families: &Families, name: &str) -> TargetGroupMetrics {
@@ -898,24 +876,24 @@ impl TargetGroupMetrics {
             requests: families.group_requests.with_label_values(label),
             healthy_targets: families.group_healthy_targets.with_label_values(label),
             unhealthy_targets: families.group_unhealthy_targets.with_label_values(label),
-            targets_by_state: HEALTH_STATES.map(|state| {
+            targets_by_state: HealthState::ALL.map(|state| {
                 families
                     .group_targets_by_state
-                    .with_label_values(&[name, state])
+                    .with_label_values(&[name, state.as_str()])
             }),
             health_check_success: families
                 .group_health_checks
                 .with_label_values(&[name, "success"]),
-            health_check_failures: HEALTH_CHECK_FAILURES.map(|reason| {
+            health_check_failures: ProbeFailure::ALL.map(|failure| {
                 families
                     .group_health_checks
-                    .with_label_values(&[name, reason])
+                    .with_label_values(&[name, failure.reason_code()])
             }),
             health_check_duration: families
                 .group_health_check_duration
                 .with_label_values(label),
-            retries: RETRY_REASONS
-                .map(|reason| families.group_retries.with_label_values(&[name, reason])),
+            retries: UpstreamError::KINDS
+                .map(|kind| families.group_retries.with_label_values(&[name, kind])),
             fail_open_events: families.group_fail_open_events.with_label_values(label),
             unhealthy_routing_requests: families
                 .group_unhealthy_routing_requests
@@ -952,45 +930,43 @@ impl TargetGroupMetrics {
         self.inner.requests.get()
     }
 
-    /// Sets the per-state target counts, in [`HealthState::ALL`] order; healthy (and
+    /// Counts targets by state from their states; healthy (and
     /// unavailable: in service without checks) and unhealthy also feed the ALB-style gauges.
-    pub fn set_state_counts(&self, counts: &[usize; HEALTH_STATES.len()]) {
-        for (gauge, count) in self.inner.targets_by_state.iter().zip(counts) {
-            gauge.set(i64::try_from(*count).unwrap_or(i64::MAX));
+    pub fn set_state_counts(&self, states: impl IntoIterator<Item = HealthState>) {
+        let mut counts = [0usize; HealthState::ALL.len()];
+        for state in states {
+            counts[state as usize] += 1;
         }
-        self.set_healthy_targets(counts[1] + counts[5]);
-        self.set_unhealthy_targets(counts[2]);
+        for (gauge, count) in self.inner.targets_by_state.iter().zip(counts) {
+            gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.set_healthy_targets(
+            counts[HealthState::Healthy as usize] + counts[HealthState::Unavailable as usize],
+        );
+        self.set_unhealthy_targets(counts[HealthState::Unhealthy as usize]);
     }
 
     /// Counts one health check and its duration.
     pub fn observe_health_check(&self, outcome: &ProbeOutcome) {
+        self.inner
+            .health_check_duration
+            .observe(outcome.latency().as_secs_f64());
         match outcome {
-            ProbeOutcome::Success { latency, .. } => {
-                self.inner.health_check_success.inc();
-                self.inner
-                    .health_check_duration
-                    .observe(latency.as_secs_f64());
-            }
-            ProbeOutcome::Failure {
-                failure, latency, ..
-            } => {
-                let index = match failure {
-                    ProbeFailure::ResponseCodeMismatch => 0,
-                    ProbeFailure::Timeout => 1,
-                    ProbeFailure::FailedHealthChecks => 2,
-                    ProbeFailure::InternalError => 3,
-                };
-                self.inner.health_check_failures[index].inc();
-                self.inner
-                    .health_check_duration
-                    .observe(latency.as_secs_f64());
+            ProbeOutcome::Success { .. } => self.inner.health_check_success.inc(),
+            ProbeOutcome::Failure { failure, .. } => {
+                if let Some(index) = ProbeFailure::ALL.iter().position(|known| known == failure) {
+                    self.inner.health_check_failures[index].inc();
+                }
             }
         }
     }
 
-    /// Counts a request retried on another target; `reason` is one of the retry labels.
-    pub fn retry(&self, reason: &str) {
-        if let Some(index) = RETRY_REASONS.iter().position(|known| *known == reason) {
+    /// Counts a request retried on another target after `error`.
+    pub fn retry(&self, error: &UpstreamError) {
+        if let Some(index) = UpstreamError::KINDS
+            .iter()
+            .position(|kind| *kind == error.kind())
+        {
             self.inner.retries[index].inc();
         }
     }
@@ -1031,12 +1007,16 @@ impl TargetGroupMetrics {
         let _ = families.group_requests.remove_label_values(label);
         let _ = families.group_healthy_targets.remove_label_values(label);
         let _ = families.group_unhealthy_targets.remove_label_values(label);
-        for state in HEALTH_STATES {
+        for state in HealthState::ALL {
             let _ = families
                 .group_targets_by_state
-                .remove_label_values(&[name, state]);
+                .remove_label_values(&[name, state.as_str()]);
         }
-        for result in HEALTH_CHECK_FAILURES.iter().chain(&["success"]) {
+        for result in ProbeFailure::ALL
+            .map(ProbeFailure::reason_code)
+            .iter()
+            .chain(&["success"])
+        {
             let _ = families
                 .group_health_checks
                 .remove_label_values(&[name, result]);
@@ -1044,8 +1024,8 @@ impl TargetGroupMetrics {
         let _ = families
             .group_health_check_duration
             .remove_label_values(label);
-        for reason in RETRY_REASONS {
-            let _ = families.group_retries.remove_label_values(&[name, reason]);
+        for kind in UpstreamError::KINDS {
+            let _ = families.group_retries.remove_label_values(&[name, kind]);
         }
         let _ = families.group_fail_open_events.remove_label_values(label);
         let _ = families

@@ -80,6 +80,24 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Every value of [`UpstreamError::kind`], for metric labels.
+    pub const KINDS: [&'static str; 4] = [
+        "connect_timeout",
+        "connect_error",
+        "tls_error",
+        "connection_closed",
+    ];
+
+    /// A short label for the kind of failure (the reason a passive retry is counted under).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::ConnectTimeout(_) => Self::KINDS[0],
+            UpstreamError::Connect(_) => Self::KINDS[1],
+            UpstreamError::Tls(_) => Self::KINDS[2],
+            UpstreamError::Http(_) => Self::KINDS[3],
+        }
+    }
+
     /// True when no connection to the target could be established (ALB's
     /// `TargetConnectionErrorCount`).
     pub fn is_connect(&self) -> bool {

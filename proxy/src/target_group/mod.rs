@@ -55,7 +55,8 @@ pub enum HealthState {
 }
 
 impl HealthState {
-    /// Every state, for per-state gauges.
+    /// Every state, for per-state gauges, in declaration order (so `state as usize` indexes
+    /// it).
     pub const ALL: [HealthState; 6] = [
         HealthState::Initial,
         HealthState::Healthy,
@@ -357,13 +358,6 @@ impl Target {
 /// An outstanding request on a target; dropping it ends the request.
 pub struct InFlight {
     target: Arc<Target>,
-}
-
-impl InFlight {
-    /// The target the request went to.
-    pub fn target(&self) -> &Arc<Target> {
-        &self.target
-    }
 }
 
 impl Drop for InFlight {
@@ -1172,16 +1166,12 @@ impl TargetGroup {
 
     fn update_state_gauges(&self) {
         let control = self.control();
-        let mut counts = [0usize; HealthState::ALL.len()];
-        for registration in &control.registrations {
-            let state = registration.target.record().state;
-            let index = HealthState::ALL
+        self.metrics.set_state_counts(
+            control
+                .registrations
                 .iter()
-                .position(|candidate| *candidate == state)
-                .unwrap_or(0);
-            counts[index] += 1;
-        }
-        self.metrics.set_state_counts(&counts);
+                .map(|registration| registration.target.record().state),
+        );
     }
 
     /// `DescribeTargetHealth`: every registered target (draining included), or only the given

@@ -117,6 +117,14 @@ pub enum ProbeFailure {
 }
 
 impl ProbeFailure {
+    /// Every failure, in the order metrics label them.
+    pub const ALL: [ProbeFailure; 4] = [
+        ProbeFailure::ResponseCodeMismatch,
+        ProbeFailure::Timeout,
+        ProbeFailure::FailedHealthChecks,
+        ProbeFailure::InternalError,
+    ];
+
     /// ALB's reason code for this failure, as `DescribeTargetHealth` reports it.
     pub fn reason_code(self) -> &'static str {
         match self {
