@@ -29,6 +29,10 @@ pub struct Config {
     /// Target groups that `forward` actions send traffic to. At most 100, as on ALB.
     #[serde(default)]
     pub target_groups: Vec<TargetGroup>,
+    /// The embedded Cloud Map-style DNS registry: namespaces served authoritatively, where
+    /// services register their instances. Off while no namespace is configured.
+    #[serde(default)]
+    pub registry: ServiceRegistry,
 }
 
 /// Load-balancer attributes; defaults are ALB's documented defaults.
@@ -580,6 +584,10 @@ pub struct TargetGroup {
     /// equivalent setting).
     #[serde(default)]
     pub passive_health: PassiveHealth,
+    /// Targets found by watching DNS names or a file, in addition to `targets`: new
+    /// addresses are registered (and health-checked), vanished ones drained.
+    #[serde(default)]
+    pub discovery: Option<TargetDiscovery>,
 }
 
 fn default_target_port() -> u16 {
@@ -1173,4 +1181,154 @@ mod tests {
                 .contains("is not set")
         );
     }
+}
+
+/// Where a target group finds targets besides its static `targets`: exactly one of
+/// `dns_name`, `srv_name` or `file`.
+///
+/// A DNS source re-resolves when its records' TTL runs out (clamped to the refresh bounds), so
+/// it follows Docker's embedded DNS, a Cloud Map namespace on AWS, or scalegate's own registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetDiscovery {
+    /// A name whose A/AAAA records are the targets, each address with `port`: a compose
+    /// service name, a Cloud Map `awsvpc` service, or `service.namespace` of the embedded
+    /// registry.
+    pub dns_name: Option<String>,
+    /// An SRV name, `_service._tcp.name`: each record's target host (its A/AAAA records) and
+    /// port. Cloud Map `bridge`/`host` services publish only SRV.
+    pub srv_name: Option<String>,
+    /// A YAML or JSON list of targets (the same forms as `targets`), re-read when it changes.
+    /// Relative to the config file.
+    pub file: Option<std::path::PathBuf>,
+    /// Port paired with every address of `dns_name` (and used by file targets without one).
+    /// Default: the group's `port`.
+    pub port: Option<u16>,
+    /// Which address records `dns_name` asks for: `any` (A and AAAA, the default), `ipv4`,
+    /// `ipv6`.
+    pub address_family: AddressFamily,
+    /// Name servers to ask, `ip:port`, over UDP with TCP fallback. Default: the embedded
+    /// registry for names in its namespaces, otherwise the system's (`/etc/resolv.conf`).
+    pub name_servers: Vec<SocketAddr>,
+    /// Shortest time between two resolutions, whatever the TTL says. 1–3600, default 1.
+    pub min_refresh_seconds: u64,
+    /// Longest time between two resolutions, whatever the TTL says. 1–3600, default 300.
+    pub max_refresh_seconds: u64,
+    /// Time to wait for an answer (each try) before the query counts as failed. 1–60,
+    /// default 2.
+    pub query_timeout_seconds: u64,
+    /// On a resolver failure (timeout, SERVFAIL, refused, unreachable) keep the last known
+    /// targets (the default) rather than drain them all.
+    pub keep_last_known_on_failure: bool,
+    /// Consecutive NXDOMAIN (or empty) answers, for a name that had targets, before its
+    /// targets are drained; one bad answer must not empty a group. 1–100, default 3.
+    pub nxdomain_removal_after: u32,
+}
+
+impl Default for TargetDiscovery {
+    fn default() -> Self {
+        TargetDiscovery {
+            dns_name: None,
+            srv_name: None,
+            file: None,
+            port: None,
+            address_family: AddressFamily::Any,
+            name_servers: Vec::new(),
+            min_refresh_seconds: 1,
+            max_refresh_seconds: 300,
+            query_timeout_seconds: 2,
+            keep_last_known_on_failure: true,
+            nxdomain_removal_after: 3,
+        }
+    }
+}
+
+/// Which address records a DNS source asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressFamily {
+    /// A and AAAA records.
+    #[default]
+    Any,
+    /// A records only.
+    Ipv4,
+    /// AAAA records only.
+    Ipv6,
+}
+
+/// The embedded registry (Cloud Map's role): authoritative DNS for its namespaces, over UDP
+/// and TCP on one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceRegistry {
+    /// Where the DNS server listens (UDP and TCP, same port). Default `127.0.0.1:0`: a free
+    /// port, logged at start and shown by `GET /api/registry`; target groups' DNS sources find
+    /// it on their own. Changing it needs a restart.
+    pub address: SocketAddr,
+    /// The namespaces served, such as `scalegate.local`. None: the registry is off.
+    pub namespaces: Vec<RegistryNamespace>,
+}
+
+impl Default for ServiceRegistry {
+    fn default() -> Self {
+        ServiceRegistry {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            namespaces: Vec::new(),
+        }
+    }
+}
+
+/// One namespace: a DNS zone whose names are `service.namespace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryNamespace {
+    /// The zone, e.g. `scalegate.local`: DNS labels of letters, digits and hyphens.
+    pub name: String,
+    /// TTL of the records served, unless a service sets its own. 0–2147483647 (Cloud Map's
+    /// range), default 5: short, so scale-outs are seen fast.
+    #[serde(default = "default_registry_ttl")]
+    pub ttl_seconds: u32,
+    /// How long resolvers may cache "no such name" (the SOA minimum in NXDOMAIN answers).
+    /// Default 5 (Cloud Map's is reported to be 900).
+    #[serde(default = "default_registry_ttl")]
+    pub negative_ttl_seconds: u32,
+    /// Services declared up front, with their own TTL or static instances. Services are also
+    /// created when an instance is first registered through the API.
+    #[serde(default)]
+    pub services: Vec<RegistryService>,
+}
+
+fn default_registry_ttl() -> u32 {
+    5
+}
+
+/// A service of a namespace: `name.namespace` (A/AAAA) and `_name._tcp.name.namespace` (SRV).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryService {
+    /// The service's DNS label.
+    pub name: String,
+    /// Record TTL for this service. Default: the namespace's.
+    #[serde(default)]
+    pub ttl_seconds: Option<u32>,
+    /// Instances registered from the config (the API can add more).
+    #[serde(default)]
+    pub instances: Vec<RegistryInstance>,
+}
+
+/// An instance registered from the config, as Cloud Map's `RegisterInstance` would.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryInstance {
+    /// Instance ID: a DNS label (letters, digits, hyphens, underscores; ≤63 characters), so
+    /// that `id.service.namespace` can be the SRV target.
+    pub id: String,
+    /// The address published in A/AAAA records.
+    pub address: std::net::IpAddr,
+    /// The port published in SRV records.
+    pub port: u16,
+    /// Custom attributes (≤30; key ≤255, value ≤1024 characters), as Cloud Map allows.
+    /// `AWS_INIT_HEALTH_STATUS: UNHEALTHY` registers the instance unhealthy.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }

@@ -19,14 +19,17 @@
 //! ([`diff_targets`], [`TtlBounds::clamp`], [`registry::multivalue_answer`]) are pure and tested.
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 pub mod registry;
 pub mod source;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use futures_util::Stream;
 
+pub use metrics::DiscoveryMetrics;
 pub use source::{FailurePolicy, SourceSpec, TtlBounds};
 
 /// One change to a target group's membership.

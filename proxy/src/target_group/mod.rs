@@ -417,14 +417,23 @@ impl RoutingTable {
 pub enum RegistrationSource {
     /// The config file's `targets` list.
     Config,
-    /// The admin API or another in-process caller (discovery, the autoscaler).
+    /// The admin API or another in-process caller (the autoscaler).
     Api,
+    /// The group's discovery source (DNS names or a targets file).
+    Discovery,
 }
 
 struct Registration {
     target: Arc<Target>,
     from_config: bool,
     from_api: bool,
+    from_discovery: bool,
+}
+
+impl Registration {
+    fn wanted(&self) -> bool {
+        self.from_config || self.from_api || self.from_discovery
+    }
 }
 
 struct Control {
@@ -660,6 +669,7 @@ impl TargetGroup {
             match source {
                 RegistrationSource::Config => registration.from_config = true,
                 RegistrationSource::Api => registration.from_api = true,
+                RegistrationSource::Discovery => registration.from_discovery = true,
             }
             return;
         }
@@ -695,6 +705,7 @@ impl TargetGroup {
             target,
             from_config: source == RegistrationSource::Config,
             from_api: source == RegistrationSource::Api,
+            from_discovery: source == RegistrationSource::Discovery,
         });
     }
 
@@ -731,7 +742,7 @@ impl TargetGroup {
     }
 
     /// Deregisters targets (ALB `DeregisterTargets`): they get no new requests and drain for
-    /// up to the deregistration delay. A config-sourced deregistration keeps a target that the
+    /// up to the deregistration delay. A config- or discovery-sourced deregistration keeps a target that the
     /// API also registered. All-or-nothing: an unknown target changes nothing.
     pub fn deregister(
         self: &Arc<Self>,
@@ -770,12 +781,15 @@ impl TargetGroup {
         let registration = &mut control.registrations[index];
         match source {
             RegistrationSource::Config => registration.from_config = false,
+            RegistrationSource::Discovery => registration.from_discovery = false,
+            // An operator's deregistration wins over every other source.
             RegistrationSource::Api => {
                 registration.from_config = false;
                 registration.from_api = false;
+                registration.from_discovery = false;
             }
         }
-        if registration.from_config || registration.from_api {
+        if registration.wanted() {
             return;
         }
         let delay = self.settings.load().deregistration_delay;
