@@ -2,7 +2,8 @@
 //!
 //! Validation never stops at the first problem: every check runs and every error is reported
 //! with the position of the offending value, so a user fixes a file in one pass. Limits are
-//! ALB's (see `shared/reference/alb-ecs-semantics.md` §1–2).
+//! ALB's, and Cloud Map's for the registry (see `shared/reference/alb-ecs-semantics.md` §1–2
+//! and §7).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,10 +13,11 @@ use std::path::Path;
 use crate::certificate::{load_certificate_files, CertificateProblem};
 use crate::yaml::{parse_document, Document, Position, PositionIndex};
 use crate::{
-    parse_code_matcher, Action, Admin, CertificateFiles, Condition, Config, ConfigError,
-    ConfigErrors, FixedResponseAction, ForwardAction, HealthCheck, HealthCheckPort, Listener,
-    LoadBalancingAlgorithm, PassiveHealth, Protocol, ProtocolVersion, RedirectAction, Rule,
-    StickinessType, TargetGroup, TargetStickiness, GRPC_CODE_RANGE, HTTP_CODE_RANGE,
+    parse_code_matcher, Action, AddressFamily, Admin, CertificateFiles, Condition, Config,
+    ConfigError, ConfigErrors, FixedResponseAction, ForwardAction, HealthCheck, HealthCheckPort,
+    Listener, LoadBalancingAlgorithm, PassiveHealth, Protocol, ProtocolVersion, RedirectAction,
+    RegistryInstance, RegistryNamespace, RegistryService, Rule, ServiceRegistry, StickinessType,
+    TargetDiscovery, TargetGroup, TargetStickiness, GRPC_CODE_RANGE, HTTP_CODE_RANGE,
 };
 
 const IDLE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
@@ -58,6 +60,30 @@ const MAX_STICKINESS_COOKIE_NAME_CHARS: usize = 255;
 /// ALB reserves cookie names starting with this (`AWSALB`, `AWSALBAPP`, `AWSALBTG`).
 const RESERVED_COOKIE_PREFIX: &str = "AWSALB";
 const SUSPECT_SECONDS: RangeInclusive<u64> = 1..=3600;
+const MAX_DNS_LABEL_CHARS: usize = 63;
+const MAX_DNS_NAME_CHARS: usize = 253;
+const DISCOVERY_REFRESH_SECONDS: RangeInclusive<u64> = 1..=3600;
+const DISCOVERY_QUERY_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=60;
+const NXDOMAIN_REMOVAL_AFTER: RangeInclusive<u64> = 1..=100;
+/// Cloud Map's quota of namespaces per region.
+const MAX_NAMESPACES: usize = 50;
+/// Cloud Map's DNS record TTL range.
+const REGISTRY_TTL_SECONDS: RangeInclusive<u64> = 0..=2_147_483_647;
+/// Cloud Map's quota of instances per service.
+const MAX_INSTANCES_PER_SERVICE: usize = 1000;
+/// Cloud Map's limits on custom instance attributes.
+const MAX_CUSTOM_ATTRIBUTES: usize = 30;
+const MAX_ATTRIBUTE_KEY_CHARS: usize = 255;
+const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
+const MAX_ATTRIBUTES_TOTAL_CHARS: usize = 5000;
+/// The attribute that registers an instance healthy or unhealthy (Cloud Map's name).
+const INIT_HEALTH_STATUS_ATTRIBUTE: &str = "AWS_INIT_HEALTH_STATUS";
+/// Cloud Map attributes that scalegate fills from an instance's own fields, with that field.
+const RESERVED_ATTRIBUTES: [(&str, &str); 3] = [
+    ("AWS_INSTANCE_IPV4", "address"),
+    ("AWS_INSTANCE_IPV6", "address"),
+    ("AWS_INSTANCE_PORT", "port"),
+];
 
 /// Parses YAML into the typed model, reporting the failing field's path and position.
 ///
@@ -125,6 +151,12 @@ fn readable_deserialize_reason(message: &str, path: &str) -> String {
                 `query_string` or `source_ip`; write several list items for several conditions"
             .to_string();
     }
+    if path.starts_with("registry.") && field.ends_with("ttl_seconds") {
+        return message.replace(
+            "expected u32",
+            "expected a whole number of seconds 0–2147483647 (Cloud Map's TTL range)",
+        );
+    }
     // Unit-only enums (`HTTP_301`, `append`, ...) say "string or map", though only a name fits.
     let message = message.replace(", expected string or map", ", expected a name");
     let message = [
@@ -143,11 +175,23 @@ fn readable_deserialize_reason(message: &str, path: &str) -> String {
     message
 }
 
-/// Makes certificate and access-log paths absolute against the config file's directory.
+/// Makes certificate, access-log and discovery-file paths absolute against the config file's
+/// directory.
 pub(crate) fn resolve_paths(config: &mut Config, base_dir: &Path) {
     if let crate::AccessLogPath::File(path) = &mut config.access_log.path {
         if path.is_relative() {
             *path = base_dir.join(&*path);
+        }
+    }
+    for group in &mut config.target_groups {
+        let file = group
+            .discovery
+            .as_mut()
+            .and_then(|discovery| discovery.file.as_mut());
+        if let Some(file) = file {
+            if file.is_relative() {
+                *file = base_dir.join(&*file);
+            }
         }
     }
     for listener in &mut config.listeners {
@@ -186,6 +230,7 @@ pub(crate) fn validate(
     checker.admin(&config.admin);
     checker.listeners(config);
     checker.target_groups(&config.target_groups);
+    checker.registry(&config.registry);
     if checker.errors.is_empty() {
         Ok(())
     } else {
@@ -871,6 +916,9 @@ impl Checker<'_> {
             self.target_group_attributes(&path, group);
             self.target_stickiness(&format!("{path}.stickiness"), &group.stickiness);
             self.passive_health(&format!("{path}.passive_health"), &group.passive_health);
+            if let Some(discovery) = &group.discovery {
+                self.discovery(&format!("{path}.discovery"), discovery);
+            }
             let mut addresses: HashMap<SocketAddr, usize> = HashMap::new();
             for (target_index, target) in group.targets.iter().enumerate() {
                 let target_path = format!("{path}.targets[{target_index}]");
@@ -1059,6 +1107,512 @@ impl Checker<'_> {
             SUSPECT_SECONDS,
         );
     }
+
+    /// A target group's discovery source: exactly one of `dns_name`, `srv_name` or `file`,
+    /// and only the settings that source can use, so nothing in the file is silently ignored.
+    fn discovery(&mut self, path: &str, discovery: &TargetDiscovery) {
+        let sources: Vec<&str> = [
+            ("dns_name", discovery.dns_name.is_some()),
+            ("srv_name", discovery.srv_name.is_some()),
+            ("file", discovery.file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+        .collect();
+        match sources.as_slice() {
+            [] => self.report(
+                path,
+                "needs exactly one source: `dns_name` (A/AAAA records), `srv_name` (SRV records) \
+                 or `file` (a list of targets)",
+            ),
+            [_] => {}
+            [others @ .., last] => {
+                let named: Vec<String> = others.iter().map(|field| format!("`{field}`")).collect();
+                self.report(
+                    path,
+                    format!(
+                        "set exactly one of `dns_name`, `srv_name` or `file`, not {} and `{last}`",
+                        named.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(name) = &discovery.dns_name {
+            if let Err(reason) = check_watched_name(name) {
+                self.report(&format!("{path}.dns_name"), reason);
+            }
+        }
+        let port_path = format!("{path}.port");
+        if let Some(name) = &discovery.srv_name {
+            if let Err(reason) = check_srv_name(name) {
+                self.report(&format!("{path}.srv_name"), reason);
+            }
+            if discovery.port.is_some() {
+                self.report(
+                    &port_path,
+                    "SRV records carry their own ports; remove `port` (or watch `dns_name`, \
+                     whose addresses take this port)",
+                );
+            }
+        }
+        if discovery.port == Some(0) {
+            self.report(&port_path, "must be 1–65535, not 0");
+        }
+        for (index, server) in discovery.name_servers.iter().enumerate() {
+            if server.port() == 0 {
+                self.report(
+                    &format!("{path}.name_servers[{index}]"),
+                    format!(
+                        "`{server}` has port 0; name the port the server answers on (DNS's \
+                         usual one is 53)"
+                    ),
+                );
+            }
+        }
+        if let Some(file) = &discovery.file {
+            self.discovery_file(&format!("{path}.file"), file);
+            if discovery.address_family != AddressFamily::Any {
+                self.report(
+                    &format!("{path}.address_family"),
+                    "only for `dns_name` and `srv_name`; a file lists its addresses itself",
+                );
+            }
+            if !discovery.name_servers.is_empty() {
+                self.report(
+                    &format!("{path}.name_servers"),
+                    "only for `dns_name` and `srv_name`; a file is read, not resolved",
+                );
+            }
+        }
+        self.discovery_timing(path, discovery);
+    }
+
+    /// Refresh bounds, query timeout and NXDOMAIN patience of a discovery source.
+    fn discovery_timing(&mut self, path: &str, discovery: &TargetDiscovery) {
+        let (min, max) = (discovery.min_refresh_seconds, discovery.max_refresh_seconds);
+        let min_path = format!("{path}.min_refresh_seconds");
+        self.check_range(&min_path, min, DISCOVERY_REFRESH_SECONDS);
+        self.check_range(
+            &format!("{path}.max_refresh_seconds"),
+            max,
+            DISCOVERY_REFRESH_SECONDS,
+        );
+        let both_in_range =
+            DISCOVERY_REFRESH_SECONDS.contains(&min) && DISCOVERY_REFRESH_SECONDS.contains(&max);
+        if both_in_range && min > max {
+            self.report(
+                &min_path,
+                format!("must not be more than max_refresh_seconds ({max}), not {min}"),
+            );
+        }
+        self.check_range(
+            &format!("{path}.query_timeout_seconds"),
+            discovery.query_timeout_seconds,
+            DISCOVERY_QUERY_TIMEOUT_SECONDS,
+        );
+        self.check_range(
+            &format!("{path}.nxdomain_removal_after"),
+            discovery.nxdomain_removal_after.into(),
+            NXDOMAIN_REMOVAL_AFTER,
+        );
+    }
+
+    /// A target list file must be readable now, so a typo fails `check` rather than leaving
+    /// the group empty at run time. Its content is parsed by the file watcher.
+    fn discovery_file(&mut self, path: &str, file: &Path) {
+        // The kind of file first: opening a FIFO would block the load.
+        let problem = match std::fs::metadata(file) {
+            Err(error) => Some(format!("cannot read {}: {error}", file.display())),
+            Ok(metadata) if metadata.is_dir() => Some(format!(
+                "{} is a directory; name a YAML or JSON file listing targets",
+                file.display()
+            )),
+            Ok(metadata) if !metadata.is_file() => Some(format!(
+                "{} is not a regular file; name a YAML or JSON file listing targets",
+                file.display()
+            )),
+            Ok(_) => std::fs::File::open(file)
+                .err()
+                .map(|error| format!("cannot read {}: {error}", file.display())),
+        };
+        if let Some(reason) = problem {
+            self.report(path, reason);
+        }
+    }
+
+    /// The embedded registry: Cloud Map's quotas and DNS's rules for every name it will serve.
+    fn registry(&mut self, registry: &ServiceRegistry) {
+        self.check_count(
+            "registry.namespaces",
+            registry.namespaces.len(),
+            MAX_NAMESPACES,
+            "namespaces",
+        );
+        // Valid namespaces so far, as lowercase names without the trailing dot, with their index.
+        let mut zones: Vec<(String, usize)> = Vec::new();
+        for (index, namespace) in registry.namespaces.iter().enumerate() {
+            let path = format!("registry.namespaces[{index}]");
+            let name_path = format!("{path}.name");
+            let zone = match check_dns_name(&namespace.name) {
+                Ok(_) => Some(normalized_dns_name(&namespace.name)),
+                Err(reason) => {
+                    self.report(&name_path, reason);
+                    None
+                }
+            };
+            if let Some(zone) = &zone {
+                if let Some(reason) = zone_conflict(zone, &zones, &registry.namespaces) {
+                    self.report(&name_path, format!("`{}` {reason}", namespace.name));
+                }
+                zones.push((zone.clone(), index));
+            }
+            self.check_range(
+                &format!("{path}.ttl_seconds"),
+                namespace.ttl_seconds.into(),
+                REGISTRY_TTL_SECONDS,
+            );
+            self.check_range(
+                &format!("{path}.negative_ttl_seconds"),
+                namespace.negative_ttl_seconds.into(),
+                REGISTRY_TTL_SECONDS,
+            );
+            self.registry_services(&path, namespace, zone.as_deref());
+        }
+    }
+
+    /// The services of one namespace; `zone` is the namespace's normalised name when valid.
+    fn registry_services(&mut self, path: &str, namespace: &RegistryNamespace, zone: Option<&str>) {
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (index, service) in namespace.services.iter().enumerate() {
+            let service_path = format!("{path}.services[{index}]");
+            let name_path = format!("{service_path}.name");
+            let name = &service.name;
+            let chars = name.chars().count();
+            if chars > MAX_SERVICE_NAME_CHARS {
+                self.report(
+                    &name_path,
+                    format!(
+                        "is {chars} characters long; at most {MAX_SERVICE_NAME_CHARS} are allowed, \
+                         so that the SRV label `_{{name}}` fits DNS's {MAX_DNS_LABEL_CHARS}"
+                    ),
+                );
+            } else {
+                self.check_text(
+                    &name_path,
+                    name,
+                    MAX_SERVICE_NAME_CHARS,
+                    is_dns_label_char,
+                    SERVICE_NAME_CHARS,
+                );
+            }
+            let name_is_valid = is_dns_label(name, MAX_SERVICE_NAME_CHARS);
+            if let Some(first) = names.insert(name.to_ascii_lowercase(), index) {
+                self.report(
+                    &name_path,
+                    format!(
+                        "service `{name}` is already defined as {path}.services[{first}] \
+                         (names are case-insensitive)"
+                    ),
+                );
+            }
+            let zone = zone.filter(|_| name_is_valid);
+            if let Some(zone) = zone {
+                let srv_name = format!("_{name}._tcp.{name}.{zone}");
+                if srv_name.len() > MAX_DNS_NAME_CHARS {
+                    self.report(
+                        &name_path,
+                        format!(
+                            "makes the SRV name `{srv_name}` {} characters long; a DNS name has \
+                             at most {MAX_DNS_NAME_CHARS}",
+                            srv_name.len()
+                        ),
+                    );
+                }
+            }
+            if let Some(ttl) = service.ttl_seconds {
+                self.check_range(
+                    &format!("{service_path}.ttl_seconds"),
+                    ttl.into(),
+                    REGISTRY_TTL_SECONDS,
+                );
+            }
+            self.registry_instances(&service_path, service, zone);
+        }
+    }
+
+    /// The static instances of one service; `zone` is set when the service's and the
+    /// namespace's names are valid.
+    fn registry_instances(&mut self, path: &str, service: &RegistryService, zone: Option<&str>) {
+        self.check_count(
+            &format!("{path}.instances"),
+            service.instances.len(),
+            MAX_INSTANCES_PER_SERVICE,
+            "instances",
+        );
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for (index, instance) in service.instances.iter().enumerate() {
+            let instance_path = format!("{path}.instances[{index}]");
+            let id_path = format!("{instance_path}.id");
+            let id = &instance.id;
+            self.check_text(
+                &id_path,
+                id,
+                MAX_DNS_LABEL_CHARS,
+                is_dns_label_char,
+                INSTANCE_ID_CHARS,
+            );
+            if let Some(first) = ids.insert(id.to_ascii_lowercase(), index) {
+                self.report(
+                    &id_path,
+                    format!(
+                        "instance `{id}` is already registered as {path}.instances[{first}] \
+                         (IDs are DNS labels, so case-insensitive)"
+                    ),
+                );
+            }
+            if let Some(zone) = zone.filter(|_| is_dns_label(id, MAX_DNS_LABEL_CHARS)) {
+                let host = format!("{id}.{}.{zone}", service.name);
+                if host.len() > MAX_DNS_NAME_CHARS {
+                    self.report(
+                        &id_path,
+                        format!(
+                            "makes the SRV target `{host}` {} characters long; a DNS name has at \
+                             most {MAX_DNS_NAME_CHARS}",
+                            host.len()
+                        ),
+                    );
+                }
+            }
+            if instance.port == 0 {
+                self.report(&format!("{instance_path}.port"), "must be 1–65535, not 0");
+            }
+            self.instance_attributes(&format!("{instance_path}.attributes"), instance);
+        }
+    }
+
+    /// Cloud Map's attribute limits, plus the attributes scalegate reads or fills itself.
+    fn instance_attributes(&mut self, path: &str, instance: &RegistryInstance) {
+        let attributes = &instance.attributes;
+        let custom = attributes
+            .keys()
+            .filter(|key| *key != INIT_HEALTH_STATUS_ATTRIBUTE)
+            .count();
+        if custom > MAX_CUSTOM_ATTRIBUTES {
+            self.report(
+                path,
+                format!(
+                    "{custom} custom attributes; at most {MAX_CUSTOM_ATTRIBUTES} are allowed \
+                     (Cloud Map's limit)"
+                ),
+            );
+        }
+        let total: usize = attributes
+            .iter()
+            .map(|(key, value)| key.chars().count() + value.chars().count())
+            .sum();
+        if total > MAX_ATTRIBUTES_TOTAL_CHARS {
+            self.report(
+                path,
+                format!(
+                    "keys and values add up to {total} characters; at most \
+                     {MAX_ATTRIBUTES_TOTAL_CHARS} are allowed (Cloud Map's limit)"
+                ),
+            );
+        }
+        for (key, value) in attributes {
+            let key_path = format!("{path}.{key}");
+            let key_chars = key.chars().count();
+            if key.is_empty() {
+                self.report(&key_path, "an attribute key must not be empty");
+            } else if key_chars > MAX_ATTRIBUTE_KEY_CHARS {
+                self.report(
+                    &key_path,
+                    format!(
+                        "the key is {key_chars} characters long; at most \
+                         {MAX_ATTRIBUTE_KEY_CHARS} are allowed"
+                    ),
+                );
+            }
+            let value_chars = value.chars().count();
+            if value_chars > MAX_ATTRIBUTE_VALUE_CHARS {
+                self.report(
+                    &key_path,
+                    format!(
+                        "the value is {value_chars} characters long; at most \
+                         {MAX_ATTRIBUTE_VALUE_CHARS} are allowed"
+                    ),
+                );
+            }
+            if let Some((_, field)) = RESERVED_ATTRIBUTES
+                .iter()
+                .find(|(reserved, _)| reserved == key)
+            {
+                self.report(
+                    &key_path,
+                    format!(
+                        "`{key}` is reserved: scalegate publishes the instance's `{field}` \
+                         under it; set `{field}` instead"
+                    ),
+                );
+            }
+            if key == INIT_HEALTH_STATUS_ATTRIBUTE
+                && !matches!(value.as_str(), "HEALTHY" | "UNHEALTHY")
+            {
+                self.report(
+                    &key_path,
+                    format!("must be `HEALTHY` or `UNHEALTHY`, not `{value}`"),
+                );
+            }
+        }
+    }
+}
+
+/// A registry service name becomes the SRV label `_name`, which must fit in a DNS label.
+const MAX_SERVICE_NAME_CHARS: usize = MAX_DNS_LABEL_CHARS - 1;
+const SERVICE_NAME_CHARS: &str =
+    "letters, digits, hyphens and underscores (one DNS label: no dots; the namespace is added)";
+const INSTANCE_ID_CHARS: &str =
+    "letters, digits, hyphens and underscores (one DNS label, so that `id.service.namespace` \
+     can be the SRV target)";
+
+/// Characters of a DNS label as scalegate accepts them: underscores too, for SRV names
+/// (`_web._tcp`) and the Docker and ECS names that use them.
+fn is_dns_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// A single label of 1–`max_chars` allowed characters.
+fn is_dns_label(label: &str, max_chars: usize) -> bool {
+    !label.is_empty() && label.len() <= max_chars && label.chars().all(is_dns_label_char)
+}
+
+/// Checks a DNS name as scalegate resolves and serves it: dot-separated labels of 1–63
+/// letters, digits, hyphens or underscores, at most 253 characters, an optional trailing dot,
+/// and not an IP address. Returns its labels (without the trailing dot's empty one).
+fn check_dns_name(name: &str) -> Result<Vec<&str>, String> {
+    if name.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("`{name}` is an IP address, not a DNS name"));
+    }
+    let relative = name.strip_suffix('.').unwrap_or(name);
+    if relative.is_empty() {
+        return Err(
+            "`.` is the DNS root, not a name; write one such as `web` or `web.scalegate.local`"
+                .to_string(),
+        );
+    }
+    let chars = relative.chars().count();
+    if chars > MAX_DNS_NAME_CHARS {
+        return Err(format!(
+            "is {chars} characters long; a DNS name has at most {MAX_DNS_NAME_CHARS}"
+        ));
+    }
+    let labels: Vec<&str> = relative.split('.').collect();
+    for label in &labels {
+        if label.is_empty() {
+            return Err(format!(
+                "`{name}` has an empty label; separate labels with single dots"
+            ));
+        }
+        if let Some(bad) = label.chars().find(|&c| !is_dns_label_char(c)) {
+            return Err(format!(
+                "`{name}` contains {bad:?}; a DNS name is labels of letters, digits, hyphens and \
+                 underscores, separated by dots"
+            ));
+        }
+        let label_chars = label.chars().count();
+        if label_chars > MAX_DNS_LABEL_CHARS {
+            return Err(format!(
+                "`{name}`: the label `{label}` is {label_chars} characters long; a DNS label has \
+                 at most {MAX_DNS_LABEL_CHARS}"
+            ));
+        }
+    }
+    Ok(labels)
+}
+
+/// A `dns_name` to watch: a DNS name, with the port and IP-address mistakes explained.
+fn check_watched_name(name: &str) -> Result<(), String> {
+    let unbracketed = name
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(name);
+    if unbracketed.parse::<std::net::IpAddr>().is_ok() || name.parse::<SocketAddr>().is_ok() {
+        return Err(format!(
+            "`{name}` is an IP address, not a DNS name; put IP addresses in the group's `targets`"
+        ));
+    }
+    if let Some((host, port)) = name.rsplit_once(':') {
+        let is_port = !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit());
+        if is_port && check_dns_name(host).is_ok() {
+            return Err(format!(
+                "`{name}` includes a port; write the name alone and the port in `discovery.port`"
+            ));
+        }
+    }
+    check_dns_name(name).map(drop)
+}
+
+/// An `srv_name`: a DNS name of the form `_service._tcp.name` (or `_udp`).
+fn check_srv_name(name: &str) -> Result<(), String> {
+    let labels = check_dns_name(name)?;
+    let is_srv = labels.len() >= 3
+        && labels[0].len() > 1
+        && labels[0].starts_with('_')
+        && (labels[1].eq_ignore_ascii_case("_tcp") || labels[1].eq_ignore_ascii_case("_udp"));
+    if is_srv {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an SRV name; write `_service._tcp.name` (or `_udp`), e.g. \
+             `_web._tcp.scalegate.local`"
+        ))
+    }
+}
+
+/// The form in which two DNS names compare: lowercase, without the trailing dot.
+fn normalized_dns_name(name: &str) -> String {
+    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
+}
+
+/// Whether normalised name `inner` lies strictly inside zone `outer`.
+fn is_inside_zone(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_suffix(outer)
+        .is_some_and(|prefix| prefix.ends_with('.'))
+}
+
+/// Why namespace `zone` clashes with one configured before it (`earlier`: normalised names
+/// and indexes into `namespaces`), if it does: the same zone, or one inside the other, would
+/// give names two authorities.
+fn zone_conflict(
+    zone: &str,
+    earlier: &[(String, usize)],
+    namespaces: &[RegistryNamespace],
+) -> Option<String> {
+    earlier.iter().find_map(|(other, index)| {
+        let other_path = format!("registry.namespaces[{index}].name");
+        let other_name = &namespaces[*index].name;
+        if zone == other {
+            Some(format!(
+                "is already defined as {other_path} (`{other_name}`; names are case-insensitive)"
+            ))
+        } else if is_inside_zone(zone, other) {
+            Some(format!(
+                "lies inside namespace `{other_name}` ({other_path}); one namespace cannot \
+                 contain another"
+            ))
+        } else if is_inside_zone(other, zone) {
+            Some(format!(
+                "contains namespace `{other_name}` ({other_path}); one namespace cannot \
+                 contain another"
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// The algorithm's name as written in the file.

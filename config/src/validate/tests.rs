@@ -1239,3 +1239,787 @@ fn admin_tokens() {
         "must not be empty",
     );
 }
+
+/// A file with one target group `app` whose `discovery` mapping is `fields` (YAML indented 6).
+fn discovery_with(fields: &str) -> String {
+    group_with(&format!("    discovery:\n{fields}"))
+}
+
+/// A file whose registry has `namespaces` (YAML list items indented 4).
+fn registry_with(namespaces: &str) -> String {
+    format!("registry:\n  address: 127.0.0.1:0\n  namespaces:\n{namespaces}\n")
+}
+
+/// A registry with one namespace `scalegate.local` and one service `web` whose one instance has
+/// `fields` after its id (flow-mapping entries).
+fn instance_with(fields: &str) -> String {
+    registry_with(&format!(
+        "    - name: scalegate.local
+      services:
+        - name: web
+          instances:
+            - {{id: web-1, {fields}}}"
+    ))
+}
+
+const DISCOVERY: &str = "target_groups[0].discovery";
+const INSTANCE: &str = "registry.namespaces[0].services[0].instances[0]";
+
+#[test]
+fn discovery_needs_exactly_one_source() {
+    let error = assert_error(
+        &group_with("    discovery: {}"),
+        DISCOVERY,
+        "needs exactly one source: `dns_name` (A/AAAA records), `srv_name` (SRV records) or `file`",
+    );
+    assert_eq!((error.line, error.column), (4, 16));
+    assert_error(
+        &discovery_with("      dns_name: web\n      srv_name: _web._tcp.local"),
+        DISCOVERY,
+        "set exactly one of `dns_name`, `srv_name` or `file`, not `dns_name` and `srv_name`",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("targets.yaml"), "[]").unwrap();
+    let text = discovery_with(
+        "      dns_name: web\n      srv_name: _web._tcp.local\n      file: targets.yaml",
+    );
+    let all = crate::parse(&text, Path::new("test.yaml"), dir.path())
+        .unwrap_err()
+        .0;
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].path, DISCOVERY);
+    assert!(all[0]
+        .reason
+        .ends_with("not `dns_name`, `srv_name` and `file`"));
+    let config = parse(&discovery_with("      dns_name: web")).unwrap();
+    assert!(config.target_groups[0].discovery.is_some());
+    assert_eq!(
+        parse(&group_with("    discovery:")).unwrap().target_groups[0].discovery,
+        None
+    );
+}
+
+#[test]
+fn discovery_dns_names() {
+    let path = format!("{DISCOVERY}.dns_name");
+    let with_name = |name: &str| group_with(&format!("    discovery: {{dns_name: \"{name}\"}}"));
+    let label = "a".repeat(63);
+    let longest = [label.as_str(); 4].join(".")[..253].to_string();
+    for good in [
+        "web",
+        "WEB.scalegate.local",
+        "web.scalegate.local.",
+        "my_service.internal",
+        "tasks.web-1",
+        &format!("{label}.local"),
+        &longest,
+    ] {
+        parse(&with_name(good)).unwrap_or_else(|error| panic!("{good}: {error}"));
+    }
+    let error = assert_error(
+        &discovery_with("      dns_name: 10.0.0.1"),
+        &path,
+        "`10.0.0.1` is an IP address, not a DNS name; put IP addresses in the group's `targets`",
+    );
+    assert_eq!((error.line, error.column), (5, 17));
+    for address in ["::1", "[::1]", "10.0.0.1:80", "[::1]:80"] {
+        assert_error(
+            &with_name(address),
+            &path,
+            "put IP addresses in the group's `targets`",
+        );
+    }
+    assert_error(
+        &with_name("web:8080"),
+        &path,
+        "`web:8080` includes a port; write the name alone and the port in `discovery.port`",
+    );
+    assert_error(&with_name(""), &path, "must not be empty");
+    assert_error(&with_name("."), &path, "`.` is the DNS root");
+    assert_error(
+        &with_name("web..local"),
+        &path,
+        "`web..local` has an empty label; separate labels with single dots",
+    );
+    assert_error(&with_name(".web"), &path, "has an empty label");
+    assert_error(&with_name("web.local.."), &path, "has an empty label");
+    assert_error(
+        &with_name("we b.local"),
+        &path,
+        "`we b.local` contains ' '; a DNS name is labels of letters, digits, hyphens and underscores",
+    );
+    assert_error(&with_name("caf\u{e9}.local"), &path, "contains 'é'");
+    assert_error(&with_name("web:http"), &path, "contains ':'");
+    assert_error(
+        &with_name(&format!("{label}a.local")),
+        &path,
+        "is 64 characters long; a DNS label has at most 63",
+    );
+    assert_error(
+        &with_name(&format!("{longest}a")),
+        &path,
+        "is 254 characters long; a DNS name has at most 253",
+    );
+    parse(&with_name(&format!("{longest}."))).unwrap();
+}
+
+#[test]
+fn discovery_srv_names() {
+    let path = format!("{DISCOVERY}.srv_name");
+    let with_name = |name: &str| group_with(&format!("    discovery: {{srv_name: \"{name}\"}}"));
+    for good in [
+        "_web._tcp.scalegate.local",
+        "_web._tcp.scalegate.local.",
+        "_dns._udp.example.com",
+        "_Web._TCP.internal",
+    ] {
+        parse(&with_name(good)).unwrap_or_else(|error| panic!("{good}: {error}"));
+    }
+    for bad in [
+        "web.scalegate.local",
+        "_web._tcp",
+        "_web._tcp.",
+        "_._tcp.local",
+        "web._tcp.local",
+        "_web._sctp.local",
+        "_web.tcp.local",
+    ] {
+        assert_error(
+            &with_name(bad),
+            &path,
+            &format!("`{bad}` is not an SRV name; write `_service._tcp.name` (or `_udp`)"),
+        );
+    }
+    assert_error(&with_name("_web._tcp..local"), &path, "has an empty label");
+    assert_error(
+        &with_name("10.0.0.1"),
+        &path,
+        "is an IP address, not a DNS name",
+    );
+    assert_error(&with_name(""), &path, "must not be empty");
+    let error = assert_error(
+        &discovery_with("      srv_name: _web._tcp.local\n      port: 8080"),
+        &format!("{DISCOVERY}.port"),
+        "SRV records carry their own ports; remove `port`",
+    );
+    assert_eq!((error.line, error.column), (6, 13));
+}
+
+#[test]
+fn discovery_ports_families_and_name_servers() {
+    let port = format!("{DISCOVERY}.port");
+    assert_error(
+        &group_with("    discovery: {dns_name: web, port: 0}"),
+        &port,
+        "must be 1–65535, not 0",
+    );
+    assert_error(
+        &group_with("    discovery: {dns_name: web, port: 70000}"),
+        &port,
+        "expected a whole number 0–65535",
+    );
+    assert_error(
+        &group_with("    discovery: {dns_name: web, address_family: ipv5}"),
+        &format!("{DISCOVERY}.address_family"),
+        "unknown variant `ipv5`",
+    );
+    let servers = format!("{DISCOVERY}.name_servers");
+    let error = assert_error(
+        &discovery_with(
+            "      dns_name: web\n      name_servers:\n        - 127.0.0.11:53\n        - 127.0.0.1:0",
+        ),
+        &format!("{servers}[1]"),
+        "`127.0.0.1:0` has port 0; name the port the server answers on",
+    );
+    assert_eq!(error.line, 8);
+    assert_error(
+        &group_with("    discovery: {dns_name: web, name_servers: [\"localhost:53\"]}"),
+        &format!("{servers}[0]"),
+        "expected `ip:port`",
+    );
+    let config = parse(&group_with(
+        "    discovery: {dns_name: web, port: 8080, address_family: ipv6, \
+         name_servers: [\"127.0.0.11:53\", \"[::1]:5353\"]}",
+    ))
+    .unwrap();
+    let discovery = config.target_groups[0].discovery.as_ref().unwrap();
+    assert_eq!(discovery.port, Some(8080));
+    assert_eq!(discovery.address_family, crate::AddressFamily::Ipv6);
+    assert_eq!(discovery.name_servers[1].to_string(), "[::1]:5353");
+    parse(&group_with(
+        "    discovery: {srv_name: _web._tcp.local, address_family: ipv4, \
+         name_servers: [\"10.0.0.2:53\"]}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn discovery_timing_ranges() {
+    let text = discovery_with(
+        "      dns_name: web
+      min_refresh_seconds: 0
+      max_refresh_seconds: 3601
+      query_timeout_seconds: 0
+      nxdomain_removal_after: 0",
+    );
+    let error = assert_error(
+        &text,
+        &format!("{DISCOVERY}.min_refresh_seconds"),
+        "must be 1–3600, not 0",
+    );
+    assert_eq!((error.line, error.column), (6, 28));
+    assert_error(
+        &text,
+        &format!("{DISCOVERY}.max_refresh_seconds"),
+        "must be 1–3600, not 3601",
+    );
+    assert_error(
+        &text,
+        &format!("{DISCOVERY}.query_timeout_seconds"),
+        "must be 1–60, not 0",
+    );
+    assert_error(
+        &text,
+        &format!("{DISCOVERY}.nxdomain_removal_after"),
+        "must be 1–100, not 0",
+    );
+    assert_eq!(errors(&text).len(), 4, "every error is reported");
+    let above = group_with(
+        "    discovery: {dns_name: web, query_timeout_seconds: 61, nxdomain_removal_after: 101}",
+    );
+    assert_error(
+        &above,
+        &format!("{DISCOVERY}.query_timeout_seconds"),
+        "not 61",
+    );
+    assert_error(
+        &above,
+        &format!("{DISCOVERY}.nxdomain_removal_after"),
+        "not 101",
+    );
+    assert_error(
+        &group_with("    discovery: {dns_name: web, min_refresh_seconds: 600}"),
+        &format!("{DISCOVERY}.min_refresh_seconds"),
+        "must not be more than max_refresh_seconds (300), not 600",
+    );
+    let highest = group_with(
+        "    discovery: {dns_name: web, min_refresh_seconds: 3600, max_refresh_seconds: 3600, \
+         query_timeout_seconds: 60, nxdomain_removal_after: 100}",
+    );
+    parse(&highest).unwrap();
+}
+
+#[test]
+fn discovery_defaults() {
+    let config = parse(&group_with("    discovery: {dns_name: web}")).unwrap();
+    let discovery = config.target_groups[0].discovery.as_ref().unwrap();
+    assert_eq!(
+        discovery,
+        &crate::TargetDiscovery {
+            dns_name: Some("web".to_string()),
+            ..crate::TargetDiscovery::default()
+        }
+    );
+    assert_eq!(discovery.port, None);
+    assert_eq!(discovery.address_family, crate::AddressFamily::Any);
+    assert!(discovery.name_servers.is_empty());
+    assert_eq!(
+        (
+            discovery.min_refresh_seconds,
+            discovery.max_refresh_seconds,
+            discovery.query_timeout_seconds,
+            discovery.nxdomain_removal_after,
+        ),
+        (1, 300, 2, 3)
+    );
+    assert!(discovery.keep_last_known_on_failure);
+}
+
+#[test]
+fn discovery_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("targets.yaml"), "- 127.0.0.1:9000\n").unwrap();
+    std::fs::create_dir(dir.path().join("folder")).unwrap();
+    let parse_in_dir = |fields: &str| {
+        crate::parse(
+            &group_with(&format!("    discovery: {{{fields}}}")),
+            Path::new("test.yaml"),
+            dir.path(),
+        )
+    };
+    let config = parse_in_dir("file: targets.yaml, port: 9000").unwrap();
+    let discovery = config.target_groups[0].discovery.as_ref().unwrap();
+    assert_eq!(
+        discovery.file.as_deref(),
+        Some(dir.path().join("targets.yaml").as_path())
+    );
+    let absolute = dir.path().join("targets.yaml");
+    parse(&group_with(&format!(
+        "    discovery: {{file: \"{}\"}}",
+        absolute.display()
+    )))
+    .unwrap();
+
+    let path = format!("{DISCOVERY}.file");
+    let find = |fields: &str, path: &str| {
+        let all = parse_in_dir(fields).unwrap_err().0;
+        all.into_iter()
+            .find(|error| error.path == path)
+            .unwrap_or_else(|| panic!("no error at {path} for {fields}"))
+    };
+    let missing = find("file: missing.yaml", &path);
+    assert!(
+        missing.reason.starts_with(&format!(
+            "cannot read {}",
+            dir.path().join("missing.yaml").display()
+        )),
+        "{missing}"
+    );
+    assert_eq!((missing.line, missing.column), (4, 23));
+    assert!(find("file: folder", &path)
+        .reason
+        .ends_with("is a directory; name a YAML or JSON file listing targets"));
+    assert!(find("file: /dev/null", &path)
+        .reason
+        .ends_with("/dev/null is not a regular file; name a YAML or JSON file listing targets"));
+    assert!(find(
+        "file: targets.yaml, address_family: ipv4",
+        &format!("{DISCOVERY}.address_family")
+    )
+    .reason
+    .contains("only for `dns_name` and `srv_name`; a file lists its addresses itself"));
+    assert!(find(
+        "file: targets.yaml, name_servers: [\"127.0.0.1:53\"]",
+        &format!("{DISCOVERY}.name_servers")
+    )
+    .reason
+    .contains("only for `dns_name` and `srv_name`; a file is read, not resolved"));
+    parse_in_dir("file: targets.yaml, address_family: any, name_servers: []").unwrap();
+}
+
+#[test]
+fn registry_namespaces() {
+    let text = registry_with(
+        "    - name: scalegate.local
+    - name: Scalegate.Local.
+    - name: api.scalegate.local
+    - name: local
+    - name: \"bad name\"
+    - name: 10.0.0.1
+    - name: \"\"
+    - name: other.internal",
+    );
+    let error = assert_error(
+        &text,
+        "registry.namespaces[1].name",
+        "`Scalegate.Local.` is already defined as registry.namespaces[0].name (`scalegate.local`; \
+         names are case-insensitive)",
+    );
+    assert_eq!((error.line, error.column), (5, 13));
+    assert_error(
+        &text,
+        "registry.namespaces[2].name",
+        "`api.scalegate.local` lies inside namespace `scalegate.local` \
+         (registry.namespaces[0].name); one namespace cannot contain another",
+    );
+    assert_error(
+        &text,
+        "registry.namespaces[3].name",
+        "`local` contains namespace `scalegate.local` (registry.namespaces[0].name)",
+    );
+    assert_error(&text, "registry.namespaces[4].name", "contains ' '");
+    assert_error(
+        &text,
+        "registry.namespaces[5].name",
+        "`10.0.0.1` is an IP address, not a DNS name",
+    );
+    assert_error(&text, "registry.namespaces[6].name", "must not be empty");
+    assert_eq!(errors(&text).len(), 6, "{}", ConfigErrors(errors(&text)));
+    // A common suffix that is not a whole label is no nesting.
+    parse(&registry_with(
+        "    - name: scalegate.local\n    - name: egate.local\n    - name: a.b",
+    ))
+    .unwrap();
+    assert_error(
+        &registry_with("    - name: scalegate.local\n      namespace: x"),
+        "registry.namespaces[0].namespace",
+        "unknown field `namespace`",
+    );
+    let many: String = (0..51)
+        .map(|index| format!("    - name: ns{index}.local\n"))
+        .collect();
+    assert_error(
+        &registry_with(&many),
+        "registry.namespaces",
+        "51 namespaces; at most 50",
+    );
+    let fifty: String = (0..50)
+        .map(|index| format!("    - name: ns{index}.local\n"))
+        .collect();
+    parse(&registry_with(&fifty)).unwrap();
+}
+
+#[test]
+fn registry_ttls() {
+    let text = registry_with(
+        "    - name: scalegate.local
+      ttl_seconds: 2147483648
+      negative_ttl_seconds: 4294967295
+      services:
+        - name: web
+          ttl_seconds: 3000000000",
+    );
+    let prefix = "registry.namespaces[0]";
+    let error = assert_error(
+        &text,
+        &format!("{prefix}.ttl_seconds"),
+        "must be 0–2147483647, not 2147483648",
+    );
+    assert_eq!((error.line, error.column), (5, 20));
+    assert_error(
+        &text,
+        &format!("{prefix}.negative_ttl_seconds"),
+        "not 4294967295",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}.services[0].ttl_seconds"),
+        "must be 0–2147483647, not 3000000000",
+    );
+    for (field, value) in [
+        ("ttl_seconds", "4294967296"),
+        ("negative_ttl_seconds", "-1"),
+    ] {
+        let text = registry_with(&format!(
+            "    - name: scalegate.local\n      {field}: {value}"
+        ));
+        assert_error(
+            &text,
+            &format!("{prefix}.{field}"),
+            &format!(
+                "invalid value: integer `{value}`, expected a whole number of seconds 0–2147483647 \
+                 (Cloud Map's TTL range)"
+            ),
+        );
+    }
+    assert_error(
+        &registry_with(
+            "    - name: scalegate.local\n      services: [{name: web, ttl_seconds: 99999999999}]",
+        ),
+        &format!("{prefix}.services[0].ttl_seconds"),
+        "expected a whole number of seconds 0–2147483647",
+    );
+    let config = parse(&registry_with(
+        "    - name: scalegate.local
+      ttl_seconds: 2147483647
+      negative_ttl_seconds: 0
+      services: [{name: web, ttl_seconds: 0}, {name: api}]",
+    ))
+    .unwrap();
+    let namespace = &config.registry.namespaces[0];
+    assert_eq!(
+        (namespace.ttl_seconds, namespace.negative_ttl_seconds),
+        (2_147_483_647, 0)
+    );
+    assert_eq!(namespace.services[0].ttl_seconds, Some(0));
+    assert_eq!(namespace.services[1].ttl_seconds, None);
+    let defaults = parse(&registry_with("    - name: scalegate.local")).unwrap();
+    let namespace = &defaults.registry.namespaces[0];
+    assert_eq!(
+        (namespace.ttl_seconds, namespace.negative_ttl_seconds),
+        (5, 5)
+    );
+    assert_eq!(defaults.registry.address.to_string(), "127.0.0.1:0");
+    assert!(parse("{}").unwrap().registry.namespaces.is_empty());
+}
+
+#[test]
+fn registry_service_names() {
+    let long = "s".repeat(63);
+    let text = registry_with(&format!(
+        "    - name: scalegate.local
+      services:
+        - name: web.v2
+        - name: web
+        - name: WEB
+        - name: \"\"
+        - name: {long}
+        - name: \"{}\"
+        - name: web_2-b",
+        &long[..62]
+    ));
+    let prefix = "registry.namespaces[0].services";
+    let error = assert_error(
+        &text,
+        &format!("{prefix}[0].name"),
+        "`web.v2` contains '.'; allowed characters are letters, digits, hyphens and underscores \
+         (one DNS label: no dots; the namespace is added)",
+    );
+    assert_eq!((error.line, error.column), (6, 17));
+    assert_error(
+        &text,
+        &format!("{prefix}[2].name"),
+        "service `WEB` is already defined as registry.namespaces[0].services[1] (names are \
+         case-insensitive)",
+    );
+    assert_error(&text, &format!("{prefix}[3].name"), "must not be empty");
+    assert_error(
+        &text,
+        &format!("{prefix}[4].name"),
+        "is 63 characters long; at most 62 are allowed, so that the SRV label `_{name}` fits \
+         DNS's 63",
+    );
+    assert_eq!(errors(&text).len(), 4, "{}", ConfigErrors(errors(&text)));
+    // The same service name in two namespaces is two services.
+    parse(&registry_with(
+        "    - name: a.local\n      services: [{name: web}]\n    - name: b.local\n      services: [{name: web}]",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn registry_names_fit_in_253_characters() {
+    let label = "n".repeat(49);
+    let zone = [label.as_str(); 4].join(".");
+    let service = "s".repeat(40);
+    let text = registry_with(&format!(
+        "    - name: {zone}
+      services:
+        - name: {service}
+        - name: x
+          instances:
+            - {{id: {}, address: 10.0.0.1, port: 80}}
+            - {{id: short, address: 10.0.0.2, port: 80}}",
+        "i".repeat(63)
+    ));
+    let prefix = "registry.namespaces[0].services";
+    assert_error(
+        &text,
+        &format!("{prefix}[0].name"),
+        &format!("makes the SRV name `_{service}._tcp.{service}.{zone}` 287 characters long; a DNS name has at most 253"),
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[1].instances[0].id"),
+        "characters long; a DNS name has at most 253",
+    );
+    assert_eq!(errors(&text).len(), 2, "{}", ConfigErrors(errors(&text)));
+}
+
+#[test]
+fn registry_instances() {
+    let text = registry_with(
+        "    - name: scalegate.local
+      services:
+        - name: web
+          instances:
+            - {id: web-1, address: 10.0.0.1, port: 8080}
+            - {id: WEB-1, address: 10.0.0.2, port: 8080}
+            - {id: \"web.2\", address: 10.0.0.3, port: 0}
+            - {id: \"\", address: \"::1\", port: 8080}",
+    );
+    let prefix = "registry.namespaces[0].services[0].instances";
+    let error = assert_error(
+        &text,
+        &format!("{prefix}[1].id"),
+        "instance `WEB-1` is already registered as registry.namespaces[0].services[0].instances[0]",
+    );
+    assert_eq!((error.line, error.column), (9, 20));
+    assert_error(
+        &text,
+        &format!("{prefix}[2].id"),
+        "`web.2` contains '.'; allowed characters are letters, digits, hyphens and underscores",
+    );
+    assert_error(
+        &text,
+        &format!("{prefix}[2].port"),
+        "must be 1–65535, not 0",
+    );
+    assert_error(&text, &format!("{prefix}[3].id"), "must not be empty");
+    assert_eq!(errors(&text).len(), 4, "{}", ConfigErrors(errors(&text)));
+    assert_error(
+        &registry_with(&format!(
+            "    - name: scalegate.local\n      services:\n        - name: web\n          instances:\n            - {{id: {}, address: 10.0.0.1, port: 80}}",
+            "i".repeat(64)
+        )),
+        &format!("{prefix}[0].id"),
+        "is 64 characters long; at most 63 are allowed",
+    );
+    assert_error(
+        &instance_with("address: web.local, port: 80"),
+        &format!("{prefix}[0].address"),
+        "invalid IP address syntax",
+    );
+    assert_error(
+        &instance_with("address: 10.0.0.1"),
+        &format!("{prefix}[0]"),
+        "missing field `port`",
+    );
+    let many: Vec<String> = (0..1001)
+        .map(|index| format!("{{id: i{index}, address: 10.0.0.1, port: 80}}"))
+        .collect();
+    let text = registry_with(&format!(
+        "    - name: scalegate.local\n      services: [{{name: web, instances: [{}]}}]",
+        many.join(", ")
+    ));
+    assert_error(
+        &text,
+        "registry.namespaces[0].services[0].instances",
+        "1001 instances; at most 1000 are allowed",
+    );
+}
+
+#[test]
+fn registry_instance_attributes() {
+    let attributes = |entries: &str| {
+        instance_with(&format!(
+            "address: 10.0.0.1, port: 80, attributes: {{{entries}}}"
+        ))
+    };
+    let path = format!("{INSTANCE}.attributes");
+    let custom: Vec<String> = (0..31).map(|index| format!("k{index}: v")).collect();
+    assert_error(
+        &attributes(&custom.join(", ")),
+        &path,
+        "31 custom attributes; at most 30 are allowed (Cloud Map's limit)",
+    );
+    parse(&attributes(&format!(
+        "{}, AWS_INIT_HEALTH_STATUS: UNHEALTHY",
+        custom[..30].join(", ")
+    )))
+    .unwrap();
+    let big: Vec<String> = (0..5)
+        .map(|index| format!("k{index}: {}", "v".repeat(1000)))
+        .collect();
+    assert_error(
+        &attributes(&big.join(", ")),
+        &path,
+        "keys and values add up to 5010 characters; at most 5000 are allowed",
+    );
+    let key = "k".repeat(256);
+    assert_error(
+        &attributes(&format!("{key}: v")),
+        &format!("{path}.{key}"),
+        "the key is 256 characters long; at most 255 are allowed",
+    );
+    assert_error(
+        &attributes("\"\": v"),
+        &format!("{path}."),
+        "an attribute key must not be empty",
+    );
+    assert_error(
+        &attributes(&format!("k: {}", "v".repeat(1025))),
+        &format!("{path}.k"),
+        "the value is 1025 characters long; at most 1024 are allowed",
+    );
+    parse(&attributes(&format!(
+        "{}: {}, empty: \"\"",
+        "k".repeat(255),
+        "v".repeat(1024)
+    )))
+    .unwrap();
+    for (reserved, field) in [
+        ("AWS_INSTANCE_IPV4", "address"),
+        ("AWS_INSTANCE_IPV6", "address"),
+        ("AWS_INSTANCE_PORT", "port"),
+    ] {
+        assert_error(
+            &attributes(&format!("{reserved}: x")),
+            &format!("{path}.{reserved}"),
+            &format!(
+                "`{reserved}` is reserved: scalegate publishes the instance's `{field}` under it; \
+                 set `{field}` instead"
+            ),
+        );
+    }
+    let text =
+        instance_with("address: 10.0.0.1, port: 80, attributes: {AWS_INIT_HEALTH_STATUS: healthy}");
+    let error = assert_error(
+        &text,
+        &format!("{path}.AWS_INIT_HEALTH_STATUS"),
+        "must be `HEALTHY` or `UNHEALTHY`, not `healthy`",
+    );
+    assert_eq!(error.line, 8);
+    for status in ["HEALTHY", "UNHEALTHY"] {
+        let config = parse(&attributes(&format!(
+            "AWS_INIT_HEALTH_STATUS: {status}, ECS_SERVICE_NAME: web"
+        )))
+        .unwrap();
+        let instance = &config.registry.namespaces[0].services[0].instances[0];
+        assert_eq!(instance.attributes["AWS_INIT_HEALTH_STATUS"], status);
+    }
+}
+
+#[test]
+fn a_full_discovery_and_registry_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("targets")).unwrap();
+    std::fs::write(
+        dir.path().join("targets/extra.json"),
+        "[\"127.0.0.1:9100\"]",
+    )
+    .unwrap();
+    let text = "registry:
+  address: 127.0.0.1:5353
+  namespaces:
+    - name: scalegate.local
+      ttl_seconds: 10
+      negative_ttl_seconds: 30
+      services:
+        - name: web
+          ttl_seconds: 1
+          instances:
+            - id: web-1
+              address: 127.0.0.1
+              port: 8081
+              attributes: {AWS_INIT_HEALTH_STATUS: HEALTHY, AVAILABILITY_ZONE: local-1a}
+            - {id: web-2, address: \"::1\", port: 8082}
+        - name: api
+    - name: internal.
+target_groups:
+  - name: web
+    port: 8081
+    discovery:
+      dns_name: web.scalegate.local
+      port: 8081
+      address_family: ipv4
+      min_refresh_seconds: 1
+      max_refresh_seconds: 30
+      query_timeout_seconds: 2
+      keep_last_known_on_failure: true
+      nxdomain_removal_after: 3
+  - name: web-srv
+    discovery:
+      srv_name: _web._tcp.web.scalegate.local
+      name_servers: [\"127.0.0.1:5353\"]
+  - name: compose
+    targets: [127.0.0.1:9000]
+    discovery: {dns_name: web, keep_last_known_on_failure: false}
+  - name: listed
+    discovery: {file: targets/extra.json, port: 9100}
+";
+    let config = crate::parse(text, Path::new("test.yaml"), dir.path()).unwrap();
+    let registry = &config.registry;
+    assert_eq!(registry.address.to_string(), "127.0.0.1:5353");
+    assert_eq!(registry.namespaces.len(), 2);
+    let web = &registry.namespaces[0].services[0];
+    assert_eq!(web.instances.len(), 2);
+    assert_eq!(web.instances[1].address.to_string(), "::1");
+    assert_eq!(web.instances[0].attributes.len(), 2);
+    let discovery = |index: usize| config.target_groups[index].discovery.clone().unwrap();
+    assert_eq!(
+        discovery(0).dns_name.as_deref(),
+        Some("web.scalegate.local")
+    );
+    assert_eq!(discovery(0).address_family, crate::AddressFamily::Ipv4);
+    assert_eq!(discovery(0).max_refresh_seconds, 30);
+    assert_eq!(
+        discovery(1).srv_name.as_deref(),
+        Some("_web._tcp.web.scalegate.local")
+    );
+    assert!(!discovery(2).keep_last_known_on_failure);
+    assert_eq!(
+        discovery(3).file,
+        Some(dir.path().join("targets/extra.json"))
+    );
+}
