@@ -10,7 +10,8 @@ use std::ops::RangeInclusive;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The whole file: one load balancer (its listeners and target groups) plus the admin endpoint.
+/// The whole file: one load balancer (its listeners and target groups), the admin endpoint and
+/// the embedded service registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -540,7 +541,7 @@ pub struct TargetGroup {
     #[serde(default = "default_target_port")]
     pub port: u16,
     /// Static targets: `ip:port`, `ip` (uses `port`), `[v6]:port`, or `{address, port}`. Only IP
-    /// addresses and `localhost` for now: host names arrive with DNS discovery.
+    /// addresses and `localhost`: follow a host name with `discovery.dns_name`.
     #[serde(default)]
     pub targets: Vec<Target>,
     /// Time to establish a target connection before answering 504. Default 10 s (ALB).
@@ -584,7 +585,7 @@ pub struct TargetGroup {
     /// equivalent setting).
     #[serde(default)]
     pub passive_health: PassiveHealth,
-    /// Targets found by watching DNS names or a file, in addition to `targets`: new
+    /// Targets found by watching a DNS name or a file, in addition to `targets`: new
     /// addresses are registered (and health-checked), vanished ones drained.
     #[serde(default)]
     pub discovery: Option<TargetDiscovery>,
@@ -1188,29 +1189,35 @@ mod tests {
 ///
 /// A DNS source re-resolves when its records' TTL runs out (clamped to the refresh bounds), so
 /// it follows Docker's embedded DNS, a Cloud Map namespace on AWS, or scalegate's own registry.
+/// Settings a source cannot use are errors (`port` with `srv_name`; `address_family` and
+/// `name_servers` with `file`), so nothing written is silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TargetDiscovery {
     /// A name whose A/AAAA records are the targets, each address with `port`: a compose
     /// service name, a Cloud Map `awsvpc` service, or `service.namespace` of the embedded
-    /// registry.
+    /// registry. Dot-separated labels of letters, digits, hyphens and underscores (≤63
+    /// characters each, ≤253 in all), optionally ending in a dot; no port, and not an IP
+    /// address (those go in `targets`).
     pub dns_name: Option<String>,
-    /// An SRV name, `_service._tcp.name`: each record's target host (its A/AAAA records) and
-    /// port. Cloud Map `bridge`/`host` services publish only SRV.
+    /// An SRV name, `_service._tcp.name` (or `_udp`): each record's target host (its A/AAAA
+    /// records) and port. Cloud Map `bridge`/`host` services publish only SRV.
     pub srv_name: Option<String>,
     /// A YAML or JSON list of targets (the same forms as `targets`), re-read when it changes.
-    /// Relative to the config file.
+    /// Relative to the config file; it must exist and be readable when the config is loaded.
     pub file: Option<std::path::PathBuf>,
-    /// Port paired with every address of `dns_name` (and used by file targets without one).
-    /// Default: the group's `port`.
+    /// Port paired with every address of `dns_name` (and used by file targets without one),
+    /// 1–65535. Default: the group's `port`. Not with `srv_name`: SRV records carry ports.
     pub port: Option<u16>,
-    /// Which address records `dns_name` asks for: `any` (A and AAAA, the default), `ipv4`,
-    /// `ipv6`.
+    /// Which address records a DNS source asks for: `any` (A and AAAA, the default), `ipv4`,
+    /// `ipv6`. Not with `file`.
     pub address_family: AddressFamily,
-    /// Name servers to ask, `ip:port`, over UDP with TCP fallback. Default: the embedded
-    /// registry for names in its namespaces, otherwise the system's (`/etc/resolv.conf`).
+    /// Name servers to ask, `ip:port` (port 1–65535), over UDP with TCP fallback. Default: the
+    /// embedded registry for names in its namespaces, otherwise the system's
+    /// (`/etc/resolv.conf`). Not with `file`.
     pub name_servers: Vec<SocketAddr>,
-    /// Shortest time between two resolutions, whatever the TTL says. 1–3600, default 1.
+    /// Shortest time between two resolutions, whatever the TTL says. 1–3600, default 1; at
+    /// most `max_refresh_seconds`.
     pub min_refresh_seconds: u64,
     /// Longest time between two resolutions, whatever the TTL says. 1–3600, default 300.
     pub max_refresh_seconds: u64,
@@ -1265,7 +1272,8 @@ pub struct ServiceRegistry {
     /// port, logged at start and shown by `GET /api/registry`; target groups' DNS sources find
     /// it on their own. Changing it needs a restart.
     pub address: SocketAddr,
-    /// The namespaces served, such as `scalegate.local`. None: the registry is off.
+    /// The namespaces served, such as `scalegate.local`; at most 50 (Cloud Map's quota). None:
+    /// the registry is off.
     pub namespaces: Vec<RegistryNamespace>,
 }
 
@@ -1282,14 +1290,16 @@ impl Default for ServiceRegistry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryNamespace {
-    /// The zone, e.g. `scalegate.local`: DNS labels of letters, digits and hyphens.
+    /// The zone, e.g. `scalegate.local`: dot-separated DNS labels of letters, digits, hyphens
+    /// and underscores. Unique (case-insensitively), and not inside another namespace: one
+    /// name must have one authority.
     pub name: String,
     /// TTL of the records served, unless a service sets its own. 0–2147483647 (Cloud Map's
     /// range), default 5: short, so scale-outs are seen fast.
     #[serde(default = "default_registry_ttl")]
     pub ttl_seconds: u32,
     /// How long resolvers may cache "no such name" (the SOA minimum in NXDOMAIN answers).
-    /// Default 5 (Cloud Map's is reported to be 900).
+    /// 0–2147483647, default 5 (Cloud Map's is reported to be 900).
     #[serde(default = "default_registry_ttl")]
     pub negative_ttl_seconds: u32,
     /// Services declared up front, with their own TTL or static instances. Services are also
@@ -1306,12 +1316,15 @@ fn default_registry_ttl() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryService {
-    /// The service's DNS label.
+    /// The service's DNS label: letters, digits, hyphens and underscores, no dots, at most 62
+    /// characters (so that the SRV label `_name` fits in 63). Unique in its namespace,
+    /// case-insensitively.
     pub name: String,
-    /// Record TTL for this service. Default: the namespace's.
+    /// Record TTL for this service, 0–2147483647. Default: the namespace's.
     #[serde(default)]
     pub ttl_seconds: Option<u32>,
-    /// Instances registered from the config (the API can add more).
+    /// Instances registered from the config (the API can add more); at most 1000 (Cloud
+    /// Map's quota per service).
     #[serde(default)]
     pub instances: Vec<RegistryInstance>,
 }
@@ -1321,14 +1334,17 @@ pub struct RegistryService {
 #[serde(deny_unknown_fields)]
 pub struct RegistryInstance {
     /// Instance ID: a DNS label (letters, digits, hyphens, underscores; ≤63 characters), so
-    /// that `id.service.namespace` can be the SRV target.
+    /// that `id.service.namespace` can be the SRV target. Unique in its service,
+    /// case-insensitively.
     pub id: String,
     /// The address published in A/AAAA records.
     pub address: std::net::IpAddr,
-    /// The port published in SRV records.
+    /// The port published in SRV records, 1–65535.
     pub port: u16,
-    /// Custom attributes (≤30; key ≤255, value ≤1024 characters), as Cloud Map allows.
-    /// `AWS_INIT_HEALTH_STATUS: UNHEALTHY` registers the instance unhealthy.
+    /// Custom attributes (≤30; key 1–255, value ≤1024 characters, ≤5000 in all), as Cloud
+    /// Map allows. `AWS_INIT_HEALTH_STATUS: HEALTHY` or `UNHEALTHY` sets the instance's
+    /// initial health (default healthy). `AWS_INSTANCE_IPV4`, `AWS_INSTANCE_IPV6` and
+    /// `AWS_INSTANCE_PORT` are rejected: they come from `address` and `port`.
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
 }
