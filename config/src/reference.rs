@@ -43,9 +43,9 @@ pub fn config_reference_markdown() -> String {
          without starting). Names, defaults and limits follow the AWS Application Load Balancer API,\n\
          spelled in snake_case. Unknown fields are errors, and every error names the file, line, column\n\
          and field path, e.g. `scalegate.yaml:12:19: listeners[0].rules[1].priority: must be 1–50000, not 0`.\n\
-         All errors in a file are reported at once. Relative certificate paths are relative to the\n\
-         config file. The JSON Schema for editor completion is `schema/scalegate.schema.json`\n\
-         (`scalegate schema`).\n\n",
+         All errors in a file are reported at once. Relative paths (certificates, access log, discovery\n\
+         files) are relative to the config file. The JSON Schema for editor completion is\n\
+         `schema/scalegate.schema.json` (`scalegate schema`).\n\n",
     );
     out.push_str("## Top level\n\n");
     render_definition(&mut out, &schema);
