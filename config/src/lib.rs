@@ -23,8 +23,8 @@ pub use reference::{
 
 /// Reads, parses and validates the config file at `path`.
 ///
-/// Relative certificate paths are resolved against the file's directory, so the returned
-/// config can be used from any working directory.
+/// Relative paths (certificates, access log, discovery files) are resolved against the file's
+/// directory, so the returned config can be used from any working directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         ConfigErrors::single(ConfigError::whole_file(

@@ -988,8 +988,8 @@ impl Target {
     /// The address to connect to, with `default_port` (the group's port) when the target names
     /// none. Validation and the proxy both use this, so what `check` accepts is what `run` dials.
     ///
-    /// Only IP literals and `localhost` (→ 127.0.0.1) are accepted for now: host names arrive
-    /// with DNS discovery.
+    /// Only IP literals and `localhost` (→ 127.0.0.1) are accepted: a host name's addresses
+    /// change, so names are watched by `discovery`, not resolved once here.
     pub fn socket_addr(&self, default_port: u16) -> Result<SocketAddr, String> {
         let (host, port) = match self {
             Target::Short(text) => split_host_port(text)?,
@@ -1006,7 +1006,7 @@ impl Target {
                 if host_without_brackets.is_empty() {
                     "the target has no address".to_string()
                 } else {
-                    format!("`{host}` is not an IP address; host names arrive with DNS discovery; use an IP address")
+                    format!("`{host}` is not an IP address; for a host name use the group's `discovery.dns_name`")
                 }
             })?
         };

@@ -677,7 +677,7 @@ fn target_groups() {
     assert_error(
         text,
         "target_groups[0].targets[2]",
-        "host names arrive with DNS discovery; use an IP address",
+        "for a host name use the group's `discovery.dns_name`",
     );
     assert_error(text, "target_groups[0].targets[3]", "not a port");
     assert_error(
@@ -725,7 +725,7 @@ fn target_socket_addresses() {
     assert_eq!(short("localhost:9").unwrap().to_string(), "127.0.0.1:9");
     assert!(short("example.com")
         .unwrap_err()
-        .contains("use an IP address"));
+        .contains("discovery.dns_name"));
     assert!(short("10.0.0.5:0").unwrap_err().contains("not 0"));
     let full = Target::Full(crate::TargetAddress {
         address: "localhost".into(),
