@@ -117,8 +117,11 @@ pub(crate) fn respond(
         .iter()
         .map(|label| String::from_utf8_lossy(label).to_ascii_lowercase())
         .collect();
+    // Zone transfers are refused: the registry has no secondaries and its zones change by
+    // the second; resolvers query names.
+    let transfer = matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR);
     let zone = match state.zone_for(&labels) {
-        Some(zone) if query.query_class() == DNSClass::IN => zone,
+        Some(zone) if query.query_class() == DNSClass::IN && !transfer => zone,
         _ => {
             *code = ResponseCode::Refused;
             return response;
@@ -654,13 +657,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn refused_outside_the_namespaces_and_for_other_classes() {
+    fn refused_outside_the_namespaces_and_for_zone_transfers() {
         let fixture = Fixture::new();
         let response = fixture.ask("example.com.", RecordType::A);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
         assert!(!response.metadata.authoritative);
         assert!(response.authorities.is_empty());
         let response = fixture.ask("local.", RecordType::A);
+        assert_eq!(response.metadata.response_code, ResponseCode::Refused);
+        let response = fixture.ask("scalegate.local.", RecordType::AXFR);
         assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     }
 
