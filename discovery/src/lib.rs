@@ -89,6 +89,14 @@ pub enum DiscoveryError {
     /// A registry call was refused by Cloud Map's own limits (instance ID length, attribute count).
     #[error("invalid registration: {0}")]
     InvalidRegistration(String),
+    /// The registry's DNS server could not listen (address taken, not local, no permission).
+    #[error("cannot serve DNS on {address}: {reason}")]
+    Serve {
+        /// The configured address.
+        address: SocketAddr,
+        /// What failed, with the transport (UDP or TCP).
+        reason: String,
+    },
 }
 
 /// The updates that turn the membership `previous` into `current`: removals first, then

@@ -5,13 +5,38 @@
 //! additional section). The [`Registry`] trait is what backends call when a task enters
 //! `ACTIVATING` or `DEACTIVATING`; the embedded server implements it in issue 4 and a Cloud Map
 //! client can implement it in issue 8.
+//!
+//! The pieces: [`EmbeddedRegistry`] holds the state (namespaces → services → instances) behind
+//! one lock, [`serve_dns`] answers for it over UDP and TCP with hickory-server, and the answer
+//! logic itself (`answer.rs`) is a pure function from that state and a query to a response, so
+//! it is tested without sockets.
+//!
+//! Differences from Cloud Map, on purpose:
+//! - health changes ([`EmbeddedRegistry::set_instance_health`]) take effect on the next answer;
+//!   Cloud Map waits about 30 s after `UpdateInstanceCustomHealthStatus`
+//!   (aws/containers-roadmap#449), which only delays recovery;
+//! - a deregistered instance keeps answering at `instance-id.service.namespace` for one TTL
+//!   ([`Deregistered`]), so clients that cached it are not cut off (aws/containers-roadmap#343).
+
+mod answer;
+mod server;
+mod store;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::DiscoveryError;
+
+pub use server::{serve_dns, DnsServer};
+pub use store::{
+    EmbeddedRegistry, InstanceSource, InstanceView, NamespaceView, RegistryView, ServiceView,
+};
 
 /// Attribute carrying the instance's IPv4 address, as Cloud Map names it.
 pub const AWS_INSTANCE_IPV4: &str = "AWS_INSTANCE_IPV4";
@@ -25,8 +50,10 @@ pub const AWS_INIT_HEALTH_STATUS: &str = "AWS_INIT_HEALTH_STATUS";
 /// Records per multivalue answer, as Route 53 answers a Cloud Map `MULTIVALUE` service.
 pub const MULTIVALUE_LIMIT: usize = 8;
 
-/// An instance's health as the registry reports it (Cloud Map's `HealthStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// An instance's health as the registry reports it (Cloud Map's `HealthStatus`), spelled
+/// `HEALTHY`, `UNHEALTHY`, `UNKNOWN` in JSON and attributes as Cloud Map spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthStatus {
     /// Served in answers.
     #[default]
@@ -37,8 +64,46 @@ pub enum HealthStatus {
     Unknown,
 }
 
-/// Which instances `DiscoverInstances` returns (Cloud Map's `HealthStatusFilter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+impl HealthStatus {
+    /// Every status, so that metrics publish one series per status and none is forgotten.
+    pub const ALL: [HealthStatus; 3] = [
+        HealthStatus::Healthy,
+        HealthStatus::Unhealthy,
+        HealthStatus::Unknown,
+    ];
+
+    /// Cloud Map's spelling, used in JSON, attributes and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "HEALTHY",
+            HealthStatus::Unhealthy => "UNHEALTHY",
+            HealthStatus::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for HealthStatus {
+    type Err = String;
+
+    /// Parses Cloud Map's spelling (case-insensitive, so `healthy` from a shell works too).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        HealthStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| format!("unknown health status `{text}` (HEALTHY, UNHEALTHY, UNKNOWN)"))
+    }
+}
+
+/// Which instances `DiscoverInstances` returns (Cloud Map's `HealthStatusFilter`), spelled
+/// `HEALTHY`, `UNHEALTHY`, `ALL`, `HEALTHY_OR_ELSE_ALL` as in Cloud Map's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthStatusFilter {
     /// Only healthy instances.
     Healthy,
@@ -51,45 +116,84 @@ pub enum HealthStatusFilter {
     HealthyOrElseAll,
 }
 
+impl HealthStatusFilter {
+    /// Every filter, for parsing and error messages that list them.
+    pub const ALL: [HealthStatusFilter; 4] = [
+        HealthStatusFilter::Healthy,
+        HealthStatusFilter::Unhealthy,
+        HealthStatusFilter::All,
+        HealthStatusFilter::HealthyOrElseAll,
+    ];
+
+    /// Cloud Map's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatusFilter::Healthy => "HEALTHY",
+            HealthStatusFilter::Unhealthy => "UNHEALTHY",
+            HealthStatusFilter::All => "ALL",
+            HealthStatusFilter::HealthyOrElseAll => "HEALTHY_OR_ELSE_ALL",
+        }
+    }
+
+    /// The instances of `instances` this filter keeps, in their order.
+    pub fn apply(self, instances: &[ServiceInstance]) -> Vec<&ServiceInstance> {
+        let with = |health: HealthStatus| {
+            instances
+                .iter()
+                .filter(|instance| instance.health == health)
+                .collect::<Vec<_>>()
+        };
+        match self {
+            HealthStatusFilter::Healthy => with(HealthStatus::Healthy),
+            HealthStatusFilter::Unhealthy => with(HealthStatus::Unhealthy),
+            HealthStatusFilter::All => instances.iter().collect(),
+            HealthStatusFilter::HealthyOrElseAll => {
+                let healthy = with(HealthStatus::Healthy);
+                if healthy.is_empty() {
+                    instances.iter().collect()
+                } else {
+                    healthy
+                }
+            }
+        }
+    }
+}
+
+impl FromStr for HealthStatusFilter {
+    type Err = String;
+
+    /// Parses Cloud Map's spelling, case-insensitively.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        HealthStatusFilter::ALL
+            .into_iter()
+            .find(|filter| filter.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| {
+                format!(
+                    "unknown health status filter `{text}` (HEALTHY, UNHEALTHY, ALL, HEALTHY_OR_ELSE_ALL)"
+                )
+            })
+    }
+}
+
 /// One registered instance of a service: in scalegate, usually one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceInstance {
-    /// Unique within the service, ≤64 characters (Cloud Map's limit); the task ID for tasks.
+    /// Unique within the service (case-insensitively, as DNS compares names); a DNS label of
+    /// letters, digits, hyphens and underscores, ≤63 characters, so that
+    /// `instance-id.service.namespace` can be an SRV target. The task ID for tasks.
     pub instance_id: String,
     /// Address published in A/AAAA records.
     pub address: IpAddr,
     /// Port published in SRV records.
     pub port: u16,
-    /// Current health; flipped by the backend from the target group's health checks.
+    /// Current health; flipped by the backend from the target group's health checks. At first
+    /// registration the `AWS_INIT_HEALTH_STATUS` attribute, when present, wins over this field;
+    /// re-registering an existing instance keeps its current health.
     pub health: HealthStatus,
-    /// Custom attributes (≤30), such as `ECS_SERVICE_NAME` and `ECS_TASK_DEFINITION_FAMILY`.
+    /// Custom attributes (≤30, key ≤255, value ≤1024, ≤5000 characters in all), such as
+    /// `ECS_SERVICE_NAME`. Discovery fills in `AWS_INSTANCE_IPV4`/`AWS_INSTANCE_IPV6` and
+    /// `AWS_INSTANCE_PORT` from `address` and `port`.
     pub attributes: BTreeMap<String, String>,
-}
-
-/// A DNS record the registry serves. A separate type from the instance so that the server and
-/// `dig`-style tests can reason about answers without knowing about registrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DnsRecord {
-    /// `name A address` or `name AAAA address`, depending on the address family.
-    Address {
-        /// Owner name, fully qualified.
-        name: String,
-        /// The instance's address.
-        address: IpAddr,
-        /// Record TTL.
-        ttl: Duration,
-    },
-    /// `name SRV priority weight port target`; priority and weight are 1, as Cloud Map sets them.
-    Srv {
-        /// Owner name, `_service._tcp.service.namespace`.
-        name: String,
-        /// The instance's port.
-        port: u16,
-        /// `instance-id.service.namespace`, which has its own address record.
-        target: String,
-        /// Record TTL.
-        ttl: Duration,
-    },
 }
 
 /// What deregistration promises the caller.
@@ -148,13 +252,18 @@ pub trait Registry: Send + Sync {
 ///
 /// `rotation` picks where the window of eight starts, so that different queries spread over
 /// more than eight instances, as Route 53 gives different resolvers different subsets.
-pub fn multivalue_answer(instances: &[ServiceInstance], rotation: usize) -> Vec<&ServiceInstance> {
+pub fn multivalue_answer<'a>(
+    instances: impl IntoIterator<Item = &'a ServiceInstance>,
+    rotation: usize,
+) -> Vec<&'a ServiceInstance> {
+    let instances: Vec<&ServiceInstance> = instances.into_iter().collect();
     let healthy: Vec<&ServiceInstance> = instances
         .iter()
         .filter(|instance| instance.health == HealthStatus::Healthy)
+        .copied()
         .collect();
     let pool: Vec<&ServiceInstance> = if healthy.is_empty() {
-        instances.iter().collect()
+        instances
     } else {
         healthy
     };
@@ -218,6 +327,27 @@ mod tests {
         let rotated = multivalue_answer(&all, 9);
         assert_eq!(rotated.len(), 8);
         assert_eq!(ids(&rotated)[..2], ["task-10", "task-1"]);
+    }
+
+    #[test]
+    fn statuses_and_filters_use_cloud_map_spelling() {
+        assert_eq!("unhealthy".parse(), Ok(HealthStatus::Unhealthy));
+        assert!("sick".parse::<HealthStatus>().is_err());
+        assert_eq!(
+            "healthy_or_else_all".parse(),
+            Ok(HealthStatusFilter::HealthyOrElseAll)
+        );
+        assert_eq!(
+            serde_json::to_string(&HealthStatusFilter::HealthyOrElseAll).unwrap(),
+            r#""HEALTHY_OR_ELSE_ALL""#
+        );
+        assert_eq!(
+            serde_json::from_str::<HealthStatus>(r#""UNHEALTHY""#).unwrap(),
+            HealthStatus::Unhealthy
+        );
+        for filter in HealthStatusFilter::ALL {
+            assert_eq!(filter.as_str().parse(), Ok(filter));
+        }
     }
 
     #[test]
