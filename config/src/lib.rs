@@ -9,6 +9,7 @@ mod certificate;
 mod error;
 mod model;
 mod reference;
+mod target_list;
 mod validate;
 mod yaml;
 
@@ -20,6 +21,7 @@ pub use model::*;
 pub use reference::{
     config_reference_markdown, json_schema_text, ANNOTATED_EXAMPLE, REGENERATE_COMMAND,
 };
+pub use target_list::parse_target_list;
 
 /// Reads, parses and validates the config file at `path`.
 ///

@@ -2,11 +2,13 @@
 //!
 //! This crate owns two things, and nothing else touches DNS:
 //!
-//! - **Watching** ([`Discover`], [`source`]): a target group names a source (a file, an A/AAAA
-//!   name plus a port, or an SRV name) and receives a stream of [`TargetUpdate`]s, in the style
-//!   of linkerd2-proxy's discovery. The target group never sees DNS answers, only additions and
-//!   removals, so a new target enters as `initial` and is health-checked and a vanished one goes
-//!   `draining`; it is never cut mid-request.
+//! - **Watching** ([`watch`]): a target group names a source (a file, an A/AAAA name plus a
+//!   port, or an SRV name); [`watch::spawn`] runs it and the group's [`watch::Watch`] yields
+//!   [`TargetUpdate`]s, in the style of linkerd2-proxy's discovery. The target group never sees
+//!   DNS answers, only additions and removals, so a new target enters as `initial` and is
+//!   health-checked and a vanished one goes `draining`; it is never cut mid-request. Refresh
+//!   follows the records' TTL within [`TtlBounds`]; failures and NXDOMAIN answers go through
+//!   the [`FailurePolicy`], so an outage of DNS is not an outage of the service.
 //! - **Registering** ([`registry`]): an embedded, authoritative Cloud Map-style registry where
 //!   backends register the tasks they start, so the same DNS-watching path works on one machine,
 //!   under Docker's embedded DNS and against a Cloud Map private namespace on AWS.
@@ -14,9 +16,9 @@
 //! Data flows one way: config → **discovery** → target groups → proxy → metrics → autoscaler →
 //! backend → **discovery** (the backend registers tasks here).
 //!
-//! Status: the public interface is sketched here; issue 4 implements the resolver (hickory-resolver)
-//! and the authoritative server (hickory-server). The small helpers that are implemented
-//! ([`diff_targets`], [`TtlBounds::clamp`], [`registry::multivalue_answer`]) are pure and tested.
+//! Status: watching is implemented ([`watch`]: hickory-resolver without a cache, and `notify`
+//! for files). The registry's pure helpers ([`registry::multivalue_answer`]) are implemented
+//! and tested; its authoritative server (hickory-server) is issue 4's other half.
 #![forbid(unsafe_code)]
 
 pub mod metrics;
@@ -30,7 +32,8 @@ use std::net::SocketAddr;
 use futures_util::Stream;
 
 pub use metrics::DiscoveryMetrics;
-pub use source::{FailurePolicy, SourceSpec, TtlBounds};
+pub use source::{FailurePolicy, ResolverSpec, SourceSpec, TtlBounds};
+pub use watch::{ResolutionResult, Watch, WatchSpec, WatchStatus};
 
 /// One change to a target group's membership.
 ///

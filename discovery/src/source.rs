@@ -62,10 +62,23 @@ impl Default for TtlBounds {
     }
 }
 
+/// The longest wait between two retries of a failing source, whatever `max` says: a resolver
+/// that is back should be noticed within half a minute, not after a five-minute refresh.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(30);
+
 impl TtlBounds {
     /// When to query again after an answer whose lowest record TTL is `ttl`.
     pub fn clamp(&self, ttl: Duration) -> Duration {
         ttl.clamp(self.min, self.max.max(self.min))
+    }
+
+    /// When to retry after the `failures`-th failure in a row (1 for the first): `min`, then
+    /// doubling, capped at `max` and at [`MAX_RETRY_BACKOFF`], but never below `min` (which
+    /// is a promise about query rate, so it wins over the cap).
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let cap = self.max.min(MAX_RETRY_BACKOFF).max(self.min);
+        let doublings = failures.saturating_sub(1).min(31);
+        self.min.saturating_mul(1 << doublings).min(cap)
     }
 }
 
@@ -78,8 +91,8 @@ pub struct FailurePolicy {
     /// On timeout, SERVFAIL or an empty answer during an outage, keep the last known good
     /// targets (`true`, the default) rather than remove them.
     pub keep_last_known: bool,
-    /// How many consecutive NXDOMAIN answers, for a name that existed, before its targets are
-    /// removed; one bad answer must not empty a group. Default 3.
+    /// How many consecutive NXDOMAIN (or empty NOERROR) answers, for a name that had targets,
+    /// before its targets are removed; one bad answer must not empty a group. Default 3.
     pub nxdomain_removal_after: u32,
 }
 
@@ -108,6 +121,28 @@ mod tests {
             bounds.clamp(Duration::from_secs(86_400)),
             Duration::from_secs(300)
         );
+    }
+
+    #[test]
+    fn backoff_doubles_from_min_up_to_the_cap() {
+        let bounds = TtlBounds {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+        };
+        let waits: Vec<u64> = (1..=7).map(|n| bounds.backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(bounds.backoff(0), Duration::from_secs(1));
+        assert_eq!(bounds.backoff(u32::MAX), MAX_RETRY_BACKOFF);
+        let short_max = TtlBounds {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(5),
+        };
+        assert_eq!(short_max.backoff(10), Duration::from_secs(5));
+        let long_min = TtlBounds {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(300),
+        };
+        assert_eq!(long_min.backoff(3), Duration::from_secs(60));
     }
 
     #[test]
