@@ -2,11 +2,10 @@
 //! binary configured by one YAML file.
 #![forbid(unsafe_code)]
 
-mod reload;
-// TEMPORARY (helper-registry): declared so that its tests build; the lead wires `routes` into
-// the admin API and removes this `allow`.
-#[allow(dead_code)]
+mod app;
 mod registry_api;
+mod reload;
+mod target_discovery;
 
 /// mimalloc instead of glibc malloc: the request path makes a few small allocations per
 /// request (hyper's futures, header values), and glibc's allocator showed as ~8% of proxy CPU
@@ -23,8 +22,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use scalegate_config::Config;
 use scalegate_proxy::admin::{serve_admin, AdminState};
-use scalegate_proxy::metrics::Metrics;
-use scalegate_proxy::Proxy;
+
+use crate::app::App;
 
 /// scalegate: an Application Load Balancer with target groups, metrics and hot reload, in one
 /// binary. Everything is configured in one YAML file; see docs/config.md.
@@ -104,11 +103,17 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, level: Option<&str>) {
-    let filter = match level {
-        Some(level) => tracing_subscriber::EnvFilter::new(level),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    let requested = level
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
+    // hickory-server logs every DNS query at info; keep it quiet unless asked for by name.
+    let directives = if requested.contains("hickory") {
+        requested
+    } else {
+        format!("{requested},hickory_server=warn,hickory_proto=warn")
     };
+    let filter = tracing_subscriber::EnvFilter::new(directives);
     // Colours only for a person at a terminal; a log file or a pipe gets plain text.
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
@@ -210,8 +215,70 @@ fn explain(config: &Config) -> String {
                 .unwrap_or_default(),
             group.deregistration_delay_seconds
         );
+        if let Some(discovery) = &group.discovery {
+            let _ = writeln!(
+                out,
+                "  targets also from {}",
+                describe_discovery(discovery, group.port)
+            );
+        }
+    }
+    if !config.registry.namespaces.is_empty() {
+        let names: Vec<&str> = config
+            .registry
+            .namespaces
+            .iter()
+            .map(|namespace| namespace.name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "registry DNS on {} (UDP and TCP), authoritative for {}",
+            config.registry.address,
+            names.join(", ")
+        );
+        for namespace in &config.registry.namespaces {
+            for service in &namespace.services {
+                let _ = writeln!(
+                    out,
+                    "  service {}.{}: {} instance(s) from the config, TTL {} s",
+                    service.name,
+                    namespace.name,
+                    service.instances.len(),
+                    service.ttl_seconds.unwrap_or(namespace.ttl_seconds)
+                );
+            }
+        }
     }
     out
+}
+
+fn describe_discovery(discovery: &scalegate_config::TargetDiscovery, group_port: u16) -> String {
+    let what = if let Some(name) = &discovery.dns_name {
+        format!(
+            "DNS {name} (A/AAAA) port {}",
+            discovery.port.unwrap_or(group_port)
+        )
+    } else if let Some(name) = &discovery.srv_name {
+        format!("DNS {name} (SRV)")
+    } else if let Some(file) = &discovery.file {
+        return format!("file {} (re-read when it changes)", file.display());
+    } else {
+        return "nothing".to_string();
+    };
+    let servers = if discovery.name_servers.is_empty() {
+        "the registry or the system's resolver".to_string()
+    } else {
+        discovery
+            .name_servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{what} via {servers}, refreshed by TTL within {}–{} s",
+        discovery.min_refresh_seconds, discovery.max_refresh_seconds
+    )
 }
 
 fn describe_action(action: &scalegate_config::Action) -> String {
@@ -259,34 +326,31 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
         .resolve_token()
         .map_err(|reason| anyhow::anyhow!("admin: {reason}"))?;
     control.block_on(async move {
-        let metrics = Metrics::new(&config.load_balancer.name);
-        let proxy = Arc::new(
-            Proxy::start(&config, Arc::clone(&metrics)).context("cannot start the proxy")?,
-        );
-        metrics.record_reload(true);
+        let app = Arc::new(App::start(&config).await?);
         let admin = tokio::net::TcpListener::bind(config.admin.address)
             .await
             .with_context(|| {
                 format!("cannot bind the admin listener on {}", config.admin.address)
             })?;
-        let reloader = path.map(|path| {
-            reload::spawn(
-                path,
-                Arc::clone(&proxy),
-                Arc::clone(&metrics),
-                config.admin.clone(),
-            )
-        });
+        let reloader = path.map(|path| reload::spawn(path, Arc::clone(&app), config.admin.clone()));
         tracing::info!(address = %admin.local_addr()?, "admin listening");
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(serve_admin(
             admin,
-            AdminState::new(Arc::clone(&metrics))
+            AdminState::new(Arc::clone(&app.metrics))
                 .with_bearer_token(admin_token)
-                .with_target_groups(Arc::clone(proxy.target_groups()))
+                .with_target_groups(Arc::clone(app.proxy.target_groups()))
+                .with_routes(registry_api::routes(
+                    Arc::clone(&app.registry),
+                    app.dns_address(),
+                ))
                 .with_json("/api/listeners", {
-                    let proxy = Arc::clone(&proxy);
+                    let proxy = Arc::clone(&app.proxy);
                     move || serde_json::to_value(proxy.listeners()).unwrap_or_default()
+                })
+                .with_json("/api/discovery", {
+                    let discovery = Arc::clone(&app.discovery);
+                    move || discovery.describe()
                 }),
             async move {
                 let _ = admin_stopped.await;
@@ -301,7 +365,7 @@ fn run(path: Option<PathBuf>, shutdown_grace: Duration) -> anyhow::Result<()> {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
-        proxy.shutdown(shutdown_grace).await;
+        app.shutdown(shutdown_grace).await;
         let _ = stop_admin.send(());
         let _ = admin_task.await;
         tracing::info!("stopped");

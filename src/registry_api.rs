@@ -83,16 +83,20 @@ fn instance_json(namespace: &str, service: &str, instance: &ServiceInstance) -> 
     })
 }
 
-/// The registry routes, over `registry`; `dns_address` is where its DNS server listens
-/// (shown so that users know what to point `dig` at).
-pub fn routes(registry: Arc<EmbeddedRegistry>, dns_address: SocketAddr) -> Router {
+/// The registry routes, over `registry`; `dns_address` tells where its DNS server listens,
+/// if it runs (shown so that users know what to point `dig` at).
+pub fn routes<F>(registry: Arc<EmbeddedRegistry>, dns_address: F) -> Router
+where
+    F: Fn() -> Option<SocketAddr> + Clone + Send + Sync + 'static,
+{
     let overview = {
         let registry = Arc::clone(&registry);
         move || {
             let registry = Arc::clone(&registry);
+            let dns_address = dns_address();
             async move {
                 Json(serde_json::json!({
-                    "dns_address": dns_address.to_string(),
+                    "dns_address": dns_address.map(|address| address.to_string()),
                     "namespaces": registry.view().namespaces,
                 }))
             }
@@ -253,10 +257,9 @@ mod tests {
             }],
             ..scalegate_config::ServiceRegistry::default()
         });
-        let router = routes(
-            Arc::clone(&registry),
-            "127.0.0.1:5353".parse().expect("address"),
-        );
+        let router = routes(Arc::clone(&registry), || {
+            Some("127.0.0.1:5353".parse().expect("address"))
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

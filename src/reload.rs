@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use notify::Watcher as _;
-use scalegate_proxy::metrics::Metrics;
-use scalegate_proxy::Proxy;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::app::App;
 
 /// Quiet period after a file event before reloading, so an editor's several writes (or a
 /// write then rename) become one reload.
@@ -23,12 +23,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 ///
 /// `admin` is the admin listener's settings as started: the admin server is not rebuilt on
 /// reload, so a change to them is reported rather than silently ignored.
-pub fn spawn(
-    path: PathBuf,
-    proxy: Arc<Proxy>,
-    metrics: Arc<Metrics>,
-    admin: scalegate_config::Admin,
-) -> JoinHandle<()> {
+pub fn spawn(path: PathBuf, app: Arc<App>, admin: scalegate_config::Admin) -> JoinHandle<()> {
     let (events, mut triggers) = mpsc::channel::<&'static str>(16);
     let watcher = watch_file(&path, events.clone());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -46,22 +41,17 @@ pub fn spawn(
             };
             if cause == "SIGHUP" {
                 // logrotate convention: SIGHUP also reopens the access-log file.
-                proxy.reopen_access_log();
+                app.proxy.reopen_access_log();
             }
-            reload(&path, &proxy, &metrics, &admin, cause);
+            reload(&path, &app, &admin, cause).await;
         }
     })
 }
 
-fn reload(
-    path: &std::path::Path,
-    proxy: &Proxy,
-    metrics: &Metrics,
-    admin: &scalegate_config::Admin,
-    cause: &str,
-) {
+async fn reload(path: &std::path::Path, app: &App, admin: &scalegate_config::Admin, cause: &str) {
+    let metrics = &app.metrics;
     match scalegate_config::load(path) {
-        Ok(config) => match proxy.apply(&config) {
+        Ok(config) => match app.apply(&config).await {
             Ok(()) => {
                 metrics.record_reload(true);
                 if config.admin != *admin {
@@ -71,7 +61,7 @@ fn reload(
             }
             Err(error) => {
                 metrics.record_reload(false);
-                tracing::error!(%cause, file = %path.display(), %error, "config reload failed; the previous config keeps serving");
+                tracing::error!(%cause, file = %path.display(), error = format!("{error:#}"), "config reload failed; the previous config keeps serving");
             }
         },
         Err(errors) => {

@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::registry::EmbeddedRegistry;
 
 /// Where a target group's targets come from.
 ///
@@ -38,6 +41,33 @@ pub enum ResolverSpec {
     System,
     /// These servers, UDP with TCP fallback on truncation.
     NameServers(Vec<SocketAddr>),
+    /// The embedded registry of this process, asked directly (no 8-record limit, no polling).
+    Embedded(RegistryLink),
+}
+
+/// The embedded registry and the namespace a watched name lies in.
+#[derive(Clone)]
+pub struct RegistryLink {
+    /// The namespace, as configured.
+    pub namespace: String,
+    /// The registry serving it.
+    pub registry: Arc<EmbeddedRegistry>,
+}
+
+impl PartialEq for RegistryLink {
+    fn eq(&self, other: &Self) -> bool {
+        self.namespace == other.namespace && Arc::ptr_eq(&self.registry, &other.registry)
+    }
+}
+
+impl Eq for RegistryLink {}
+
+impl std::fmt::Debug for RegistryLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryLink")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Bounds on how often a DNS source re-resolves.

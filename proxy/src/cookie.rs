@@ -59,7 +59,7 @@ impl SignedCookie {
     /// cookie, or from before a restart). Expiry is not checked: an expired but genuine cookie
     /// is a new session, not an invalid one.
     pub fn verify<'v>(&self, value: &'v [u8]) -> Option<SignedValue<'v>> {
-        if value.len() < HEADER_DIGITS || value.len() % 2 != 0 {
+        if value.len() < HEADER_DIGITS || !value.len().is_multiple_of(2) {
             return None;
         }
         let valid_until = parse_hex_u64(&value[..16])?;

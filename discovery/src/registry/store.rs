@@ -787,6 +787,9 @@ pub struct EmbeddedRegistry {
     metrics: DiscoveryMetrics,
     /// Advances per DNS query, to rotate the multivalue window.
     rotation: AtomicUsize,
+    /// The serial after every change, for in-process watchers (see
+    /// [`EmbeddedRegistry::subscribe`]).
+    changes: tokio::sync::watch::Sender<u32>,
 }
 
 impl std::fmt::Debug for EmbeddedRegistry {
@@ -807,7 +810,15 @@ impl EmbeddedRegistry {
             }),
             metrics,
             rotation: AtomicUsize::new(0),
+            changes: tokio::sync::watch::Sender::new(1),
         })
+    }
+
+    /// A receiver that sees the registry's serial change on every registration,
+    /// deregistration, health change or reload, so a watcher in the same
+    /// process reacts at once instead of polling DNS.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u32> {
+        self.changes.subscribe()
     }
 
     fn write<T>(&self, change: impl FnOnce(&mut State, Instant) -> T) -> T {
@@ -816,6 +827,10 @@ impl EmbeddedRegistry {
         state.purge(now);
         let result = change(&mut state, now);
         state.publish_gauges(&self.metrics);
+        let serial = state.serial;
+        drop(state);
+        self.changes
+            .send_if_modified(|seen| std::mem::replace(seen, serial) != serial);
         result
     }
 

@@ -101,6 +101,11 @@ fn build_resolver(
                 "cannot use the system resolver (/etc/resolv.conf): {error}"
             ))
         })?,
+        ResolverSpec::Embedded(_) => {
+            return Err(DiscoveryError::Resolver(
+                "the embedded registry is watched in-process, not through a resolver".to_string(),
+            ))
+        }
         ResolverSpec::NameServers(servers) => Resolver::builder_with_config(
             ResolverConfig::from_name_servers(servers.iter().map(name_server).collect()),
             TokioRuntimeProvider::default(),

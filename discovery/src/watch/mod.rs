@@ -12,9 +12,10 @@ mod dns;
 #[cfg(test)]
 mod fake_dns;
 mod file;
+mod registry;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +24,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::registry::EmbeddedRegistry;
+use crate::source::RegistryLink;
 use crate::{
     diff_targets, DiscoveryError, DiscoveryMetrics, FailurePolicy, ResolverSpec, SourceSpec,
     TargetUpdate, TtlBounds,
@@ -51,9 +54,10 @@ pub struct WatchSpec {
 impl WatchSpec {
     /// Builds the spec for one target group's `discovery` block.
     ///
-    /// `registry`: the embedded registry's namespaces and bound DNS address, when it runs. The
-    /// resolver is: explicit `name_servers` > the registry when the name is inside one of its
-    /// namespaces (case-insensitive, label-wise suffix) > the system's (/etc/resolv.conf).
+    /// `registry`: the embedded registry and the namespaces it will serve, when it runs. The
+    /// resolver is: explicit `name_servers` > the registry, in-process, when the name is inside
+    /// one of its namespaces (case-insensitive, label-wise suffix) > the system's
+    /// (/etc/resolv.conf).
     ///
     /// Fails when the block names no source or several, when a name is not a DNS name (an SRV
     /// name must look like `_service._proto.name`), or when the system resolver is needed and
@@ -61,7 +65,7 @@ impl WatchSpec {
     pub fn from_config(
         discovery: &TargetDiscovery,
         group_port: u16,
-        registry: Option<(&[String], SocketAddr)>,
+        registry: Option<(&[String], &Arc<EmbeddedRegistry>)>,
     ) -> Result<WatchSpec, DiscoveryError> {
         let port = discovery.port.unwrap_or(group_port);
         let source = match (&discovery.dns_name, &discovery.srv_name, &discovery.file) {
@@ -85,13 +89,16 @@ impl WatchSpec {
             SourceSpec::Address { name, .. } | SourceSpec::Srv { name } => {
                 if !discovery.name_servers.is_empty() {
                     ResolverSpec::NameServers(discovery.name_servers.clone())
-                } else if let Some(address) = registry.and_then(|(namespaces, address)| {
+                } else if let Some(link) = registry.and_then(|(namespaces, registry)| {
                     namespaces
                         .iter()
-                        .any(|namespace| in_namespace(name, namespace))
-                        .then_some(address)
+                        .find(|namespace| in_namespace(name, namespace))
+                        .map(|namespace| RegistryLink {
+                            namespace: namespace.clone(),
+                            registry: Arc::clone(registry),
+                        })
                 }) {
-                    ResolverSpec::NameServers(vec![reachable(address)])
+                    ResolverSpec::Embedded(link)
                 } else {
                     dns::check_system_config()?;
                     ResolverSpec::System
@@ -120,6 +127,7 @@ impl WatchSpec {
     pub fn describe(&self) -> String {
         let via = match &self.resolver {
             ResolverSpec::System => "the system resolver".to_string(),
+            ResolverSpec::Embedded(_) => "the embedded registry".to_string(),
             ResolverSpec::NameServers(servers) => servers
                 .iter()
                 .map(SocketAddr::to_string)
@@ -144,16 +152,6 @@ fn in_namespace(name: &str, namespace: &str) -> bool {
             || name
                 .strip_suffix(&namespace)
                 .is_some_and(|prefix| prefix.ends_with('.')))
-}
-
-/// The address to send queries to for a server bound to `address`: a wildcard bind
-/// (`0.0.0.0`, `::`) is reached over loopback.
-fn reachable(address: SocketAddr) -> SocketAddr {
-    match address.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, address.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, address.port()).into(),
-        _ => address,
-    }
 }
 
 /// How one resolution (or one read of a watched file) ended: the `result` label of
@@ -269,6 +267,23 @@ impl Watch {
     pub fn status(&self) -> WatchStatus {
         lock(&self.status).snapshot()
     }
+
+    /// A handle that reads the status while the watch itself is owned by the task consuming
+    /// its updates.
+    pub fn status_handle(&self) -> WatchStatusHandle {
+        WatchStatusHandle(Arc::clone(&self.status))
+    }
+}
+
+/// Reads a [`Watch`]'s status from elsewhere (the admin API).
+#[derive(Clone)]
+pub struct WatchStatusHandle(Arc<Mutex<StatusState>>);
+
+impl WatchStatusHandle {
+    /// The status now.
+    pub fn snapshot(&self) -> WatchStatus {
+        lock(&self.0).snapshot()
+    }
 }
 
 impl Drop for Watch {
@@ -316,6 +331,27 @@ pub fn spawn(
     let task = match spec.source.clone() {
         SourceSpec::File(path) => {
             tokio::spawn(file::run(path, spec.default_port, spec.bounds, reporter))
+        }
+        SourceSpec::Address { ref name, .. } | SourceSpec::Srv { ref name }
+            if matches!(spec.resolver, ResolverSpec::Embedded(_)) =>
+        {
+            let ResolverSpec::Embedded(link) = spec.resolver.clone() else {
+                unreachable!("matched above")
+            };
+            let srv = matches!(spec.source, SourceSpec::Srv { .. });
+            let name = registry::RegistryName::parse(name, &link.namespace, srv);
+            let port = match spec.source {
+                SourceSpec::Address { port, .. } => port,
+                _ => spec.default_port,
+            };
+            tokio::spawn(registry::run(
+                link.registry,
+                name,
+                port,
+                spec.family,
+                spec.bounds,
+                reporter,
+            ))
         }
         SourceSpec::Address { .. } | SourceSpec::Srv { .. } => {
             tokio::spawn(dns::run(spec, reporter))
@@ -646,11 +682,12 @@ mod tests {
     #[test]
     fn names_in_a_registry_namespace_ask_the_registry() {
         let namespaces = ["other.local".to_string(), "scalegate.local.".to_string()];
-        let registry = Some((&namespaces[..], "0.0.0.0:5353".parse().unwrap()));
+        let embedded = EmbeddedRegistry::new(DiscoveryMetrics::unregistered());
+        let registry = Some((&namespaces[..], &embedded));
         let spec = WatchSpec::from_config(&discovery(), 8080, registry).unwrap();
         assert_eq!(
             spec.describe(),
-            "dns web.Scalegate.Local:8080 via 127.0.0.1:5353"
+            "dns web.Scalegate.Local:8080 via the embedded registry"
         );
         let srv = TargetDiscovery {
             dns_name: None,
@@ -660,7 +697,7 @@ mod tests {
         let spec = WatchSpec::from_config(&srv, 80, registry).unwrap();
         assert_eq!(
             spec.describe(),
-            "srv _web._tcp.web.scalegate.local via 127.0.0.1:5353"
+            "srv _web._tcp.web.scalegate.local via the embedded registry"
         );
         // Explicit name servers win over the registry.
         let explicit = TargetDiscovery {
@@ -677,7 +714,8 @@ mod tests {
     #[test]
     fn names_outside_the_namespaces_use_the_system_resolver() {
         let namespaces = ["scalegate.local".to_string()];
-        let registry = Some((&namespaces[..], "127.0.0.1:5353".parse().unwrap()));
+        let embedded = EmbeddedRegistry::new(DiscoveryMetrics::unregistered());
+        let registry = Some((&namespaces[..], &embedded));
         for name in ["web.myscalegate.local", "scalegate.local.example", "web"] {
             let config = TargetDiscovery {
                 dns_name: Some(name.to_string()),

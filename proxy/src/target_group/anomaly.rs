@@ -544,7 +544,7 @@ mod tests {
         for _ in 0..90 {
             second.set(second.get() + 1);
             let verdicts = simulation.tick(|target, _| match target {
-                0 if second.get() % 2 == 0 => (1, 1),
+                0 if second.get().is_multiple_of(2) => (1, 1),
                 0 => (0, 0),
                 _ => (1_000, 0),
             });
