@@ -16,9 +16,10 @@
 //! Data flows one way: config → **discovery** → target groups → proxy → metrics → autoscaler →
 //! backend → **discovery** (the backend registers tasks here).
 //!
-//! Status: watching is implemented ([`watch`]: hickory-resolver without a cache, and `notify`
-//! for files). The registry's pure helpers ([`registry::multivalue_answer`]) are implemented
-//! and tested; its authoritative server (hickory-server) is issue 4's other half.
+//! A name inside the process's own registry is watched in-process (no 8-record DNS limit, no
+//! polling); every other name goes through hickory-resolver without a cache, files through
+//! `notify`. The registry's DNS server is hickory-server over UDP and TCP
+//! ([`registry::serve_dns`]).
 #![forbid(unsafe_code)]
 
 pub mod metrics;
@@ -28,8 +29,6 @@ pub mod watch;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-
-use futures_util::Stream;
 
 pub use metrics::DiscoveryMetrics;
 pub use source::{FailurePolicy, ResolverSpec, SourceSpec, TtlBounds};
@@ -46,17 +45,6 @@ pub enum TargetUpdate {
     Add(Vec<SocketAddr>),
     /// These addresses left the source's answer; deregister (drain) them.
     Remove(Vec<SocketAddr>),
-}
-
-/// A source of targets for one target group, watched until the stream is dropped.
-///
-/// The stream first yields an [`TargetUpdate::Add`] with the initial members (when there are
-/// any), then deltas. Failures do not end the stream: what a failure does (keep the last known
-/// good targets, or remove after repeated NXDOMAIN) is the source's [`FailurePolicy`], and it is
-/// logged and counted rather than surfaced to the target group.
-pub trait Discover {
-    /// Starts watching. Dropping the stream stops the watch (and its timers).
-    fn watch(&self) -> impl Stream<Item = TargetUpdate> + Send + 'static;
 }
 
 /// Why discovery could not start or a registry call was refused.

@@ -1771,6 +1771,37 @@ mod tests {
     }
 
     #[test]
+    fn discovery_removal_keeps_a_config_target_but_an_operator_removal_wins() {
+        let group = group_with(settings(false));
+        group.set_in_use(true);
+        group
+            .register(
+                &[address(1001), address(1002)],
+                RegistrationSource::Discovery,
+            )
+            .expect("registers");
+        group
+            .register(&[address(1001)], RegistrationSource::Config)
+            .expect("registers");
+        // Discovery dropping both: the config still wants 1001; 1002 drains.
+        group
+            .deregister(
+                &[address(1001), address(1002)],
+                RegistrationSource::Discovery,
+            )
+            .expect("deregisters");
+        assert_eq!(states(&group), vec![(1001, HealthState::Unavailable)]);
+        // The admin API deregisters whatever source registered it.
+        group
+            .register(&[address(1003)], RegistrationSource::Discovery)
+            .expect("registers");
+        group
+            .deregister(&[address(1003)], RegistrationSource::Api)
+            .expect("deregisters");
+        assert_eq!(states(&group), vec![(1001, HealthState::Unavailable)]);
+    }
+
+    #[test]
     fn port_zero_and_the_target_limit_are_refused() {
         let group = group_with(settings(false));
         assert_eq!(
