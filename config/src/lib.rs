@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod certificate;
+pub mod cloud_map;
 mod error;
 mod model;
 mod reference;

@@ -11,6 +11,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::certificate::{load_certificate_files, CertificateProblem};
+use crate::cloud_map;
 use crate::yaml::{parse_document, Document, Position, PositionIndex};
 use crate::{
     parse_code_matcher, Action, AddressFamily, Admin, CertificateFiles, Condition, Config,
@@ -71,19 +72,6 @@ const MAX_NAMESPACES: usize = 50;
 const REGISTRY_TTL_SECONDS: RangeInclusive<u64> = 0..=2_147_483_647;
 /// Cloud Map's quota of instances per service.
 const MAX_INSTANCES_PER_SERVICE: usize = 1000;
-/// Cloud Map's limits on custom instance attributes.
-const MAX_CUSTOM_ATTRIBUTES: usize = 30;
-const MAX_ATTRIBUTE_KEY_CHARS: usize = 255;
-const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
-const MAX_ATTRIBUTES_TOTAL_CHARS: usize = 5000;
-/// The attribute that registers an instance healthy or unhealthy (Cloud Map's name).
-const INIT_HEALTH_STATUS_ATTRIBUTE: &str = "AWS_INIT_HEALTH_STATUS";
-/// Cloud Map attributes that scalegate fills from an instance's own fields, with that field.
-const RESERVED_ATTRIBUTES: [(&str, &str); 3] = [
-    ("AWS_INSTANCE_IPV4", "address"),
-    ("AWS_INSTANCE_IPV6", "address"),
-    ("AWS_INSTANCE_PORT", "port"),
-];
 
 /// Parses YAML into the typed model, reporting the failing field's path and position.
 ///
@@ -1390,77 +1378,26 @@ impl Checker<'_> {
         }
     }
 
-    /// Cloud Map's attribute limits, plus the attributes scalegate reads or fills itself.
+    /// Cloud Map's attribute limits (shared with the registry's API), plus the attributes
+    /// scalegate derives itself, which a config must not set.
     fn instance_attributes(&mut self, path: &str, instance: &RegistryInstance) {
-        let attributes = &instance.attributes;
-        let custom = attributes
-            .keys()
-            .filter(|key| *key != INIT_HEALTH_STATUS_ATTRIBUTE)
-            .count();
-        if custom > MAX_CUSTOM_ATTRIBUTES {
-            self.report(
-                path,
-                format!(
-                    "{custom} custom attributes; at most {MAX_CUSTOM_ATTRIBUTES} are allowed \
-                     (Cloud Map's limit)"
-                ),
-            );
-        }
-        let total: usize = attributes
-            .iter()
-            .map(|(key, value)| key.chars().count() + value.chars().count())
-            .sum();
-        if total > MAX_ATTRIBUTES_TOTAL_CHARS {
-            self.report(
-                path,
-                format!(
-                    "keys and values add up to {total} characters; at most \
-                     {MAX_ATTRIBUTES_TOTAL_CHARS} are allowed (Cloud Map's limit)"
-                ),
-            );
-        }
-        for (key, value) in attributes {
-            let key_path = format!("{path}.{key}");
-            let key_chars = key.chars().count();
-            if key.is_empty() {
-                self.report(&key_path, "an attribute key must not be empty");
-            } else if key_chars > MAX_ATTRIBUTE_KEY_CHARS {
-                self.report(
-                    &key_path,
-                    format!(
-                        "the key is {key_chars} characters long; at most \
-                         {MAX_ATTRIBUTE_KEY_CHARS} are allowed"
-                    ),
-                );
+        for problem in cloud_map::attribute_problems(&instance.attributes) {
+            match &problem.key {
+                Some(key) => self.report(&format!("{path}.{key}"), problem.reason),
+                None => self.report(path, problem.reason),
             }
-            let value_chars = value.chars().count();
-            if value_chars > MAX_ATTRIBUTE_VALUE_CHARS {
-                self.report(
-                    &key_path,
-                    format!(
-                        "the value is {value_chars} characters long; at most \
-                         {MAX_ATTRIBUTE_VALUE_CHARS} are allowed"
-                    ),
-                );
-            }
-            if let Some((_, field)) = RESERVED_ATTRIBUTES
+        }
+        for key in instance.attributes.keys() {
+            if let Some((_, field)) = cloud_map::DERIVED_ATTRIBUTES
                 .iter()
-                .find(|(reserved, _)| reserved == key)
+                .find(|(derived, _)| derived == key)
             {
                 self.report(
-                    &key_path,
+                    &format!("{path}.{key}"),
                     format!(
                         "`{key}` is reserved: scalegate publishes the instance's `{field}` \
                          under it; set `{field}` instead"
                     ),
-                );
-            }
-            if key == INIT_HEALTH_STATUS_ATTRIBUTE
-                && !matches!(value.as_str(), "HEALTHY" | "UNHEALTHY")
-            {
-                self.report(
-                    &key_path,
-                    format!("must be `HEALTHY` or `UNHEALTHY`, not `{value}`"),
                 );
             }
         }

@@ -29,14 +29,6 @@ use crate::{DiscoveryError, DiscoveryMetrics};
 pub(crate) const MAX_INSTANCES_PER_SERVICE: usize = 1000;
 /// Cloud Map's quota of instances per DNS namespace.
 pub(crate) const MAX_INSTANCES_PER_NAMESPACE: usize = 2000;
-/// Cloud Map's limit on custom attributes per instance.
-const MAX_CUSTOM_ATTRIBUTES: usize = 30;
-/// Cloud Map's limit on an attribute key's length.
-const MAX_ATTRIBUTE_KEY_CHARS: usize = 255;
-/// Cloud Map's limit on an attribute value's length.
-const MAX_ATTRIBUTE_VALUE_CHARS: usize = 1024;
-/// Cloud Map's limit on all keys and values of an instance together.
-const MAX_ATTRIBUTES_TOTAL_CHARS: usize = 5000;
 /// A DNS label's maximum length (RFC 1035).
 const MAX_LABEL_CHARS: usize = 63;
 /// The label under a service that holds its SRV name (`_svc._tcp.svc.ns`), so no instance may
@@ -242,51 +234,21 @@ fn validate_instance(
         AWS_INSTANCE_PORT,
         Some(instance.port.to_string()),
     )?;
-    let init_health = match attributes.get(AWS_INIT_HEALTH_STATUS) {
-        None => None,
-        Some(value) if value == "HEALTHY" => Some(HealthStatus::Healthy),
-        Some(value) if value == "UNHEALTHY" => Some(HealthStatus::Unhealthy),
-        Some(value) => {
-            return Err(DiscoveryError::InvalidRegistration(format!(
-                "attribute {AWS_INIT_HEALTH_STATUS}={value}: must be HEALTHY or UNHEALTHY"
-            )))
-        }
+    if let Some(problem) = scalegate_config::cloud_map::attribute_problems(attributes)
+        .into_iter()
+        .next()
+    {
+        return Err(DiscoveryError::InvalidRegistration(match problem.key {
+            Some(key) => format!("attribute `{key}`: {}", problem.reason),
+            None => format!("attributes: {}", problem.reason),
+        }));
+    }
+    let init_health = match attributes.get(AWS_INIT_HEALTH_STATUS).map(String::as_str) {
+        Some("HEALTHY") => Some(HealthStatus::Healthy),
+        Some("UNHEALTHY") => Some(HealthStatus::Unhealthy),
+        // Any other value was refused just above.
+        _ => None,
     };
-    let reserved = [
-        AWS_INSTANCE_IPV4,
-        AWS_INSTANCE_IPV6,
-        AWS_INSTANCE_PORT,
-        AWS_INIT_HEALTH_STATUS,
-    ];
-    let custom = attributes
-        .keys()
-        .filter(|key| !reserved.contains(&key.as_str()))
-        .count();
-    if custom > MAX_CUSTOM_ATTRIBUTES {
-        return Err(DiscoveryError::InvalidRegistration(format!(
-            "{custom} custom attributes; at most {MAX_CUSTOM_ATTRIBUTES} are allowed"
-        )));
-    }
-    let mut total = 0;
-    for (key, value) in attributes {
-        let (key_chars, value_chars) = (key.chars().count(), value.chars().count());
-        if key_chars == 0 || key_chars > MAX_ATTRIBUTE_KEY_CHARS {
-            return Err(DiscoveryError::InvalidRegistration(format!(
-                "attribute key `{key}`: 1-{MAX_ATTRIBUTE_KEY_CHARS} characters"
-            )));
-        }
-        if value_chars > MAX_ATTRIBUTE_VALUE_CHARS {
-            return Err(DiscoveryError::InvalidRegistration(format!(
-                "attribute {key}: value of {value_chars} characters; at most {MAX_ATTRIBUTE_VALUE_CHARS}"
-            )));
-        }
-        total += key_chars + value_chars;
-    }
-    if total > MAX_ATTRIBUTES_TOTAL_CHARS {
-        return Err(DiscoveryError::InvalidRegistration(format!(
-            "attributes total {total} characters; at most {MAX_ATTRIBUTES_TOTAL_CHARS}"
-        )));
-    }
     for derived in [AWS_INSTANCE_IPV4, AWS_INSTANCE_IPV6, AWS_INSTANCE_PORT] {
         instance.attributes.remove(derived);
     }
@@ -1119,7 +1081,7 @@ pub(crate) mod tests {
         reject(many, "31 custom attributes");
         let mut long_key = instance("a", "10.0.0.1", 80);
         long_key.attributes.insert("k".repeat(256), "v".into());
-        reject(long_key, "attribute key");
+        reject(long_key, "the key is 256 characters");
         let mut long_value = instance("a", "10.0.0.1", 80);
         long_value.attributes.insert("k".into(), "v".repeat(1025));
         reject(long_value, "1025 characters");
@@ -1127,12 +1089,12 @@ pub(crate) mod tests {
         big.attributes = (0..6)
             .map(|n| (format!("k{n}"), "v".repeat(1000)))
             .collect();
-        reject(big, "total");
+        reject(big, "add up to");
         let mut bad_init = instance("a", "10.0.0.1", 80);
         bad_init
             .attributes
             .insert(AWS_INIT_HEALTH_STATUS.into(), "MAYBE".into());
-        reject(bad_init, "HEALTHY or UNHEALTHY");
+        reject(bad_init, "`HEALTHY` or `UNHEALTHY`");
         let mut wrong_port = instance("a", "10.0.0.1", 80);
         wrong_port
             .attributes
