@@ -40,6 +40,9 @@ pub struct PreparedWatches {
     wanted: HashMap<String, (WatchSpec, WatchKey)>,
 }
 
+/// The addresses a watch registered, shared between its forwarding task and the wiring.
+type Discovered = Arc<Mutex<Option<BTreeSet<SocketAddr>>>>;
+
 /// What a watch is started from; a reload with the same key keeps the watch running.
 type WatchKey = (TargetDiscovery, u16, Option<Vec<String>>);
 
@@ -47,8 +50,9 @@ struct RunningWatch {
     /// What the watch was started from; a reload with the same settings keeps it running.
     started_from: WatchKey,
     description: String,
-    /// Addresses this watch registered and has not removed.
-    discovered: Arc<Mutex<BTreeSet<SocketAddr>>>,
+    /// Addresses this watch registered and has not removed; `None` once the watch is
+    /// stopped, so an update racing the stop cannot register an address nobody tracks.
+    discovered: Discovered,
     status: WatchStatusHandle,
     task: JoinHandle<()>,
 }
@@ -113,8 +117,13 @@ impl TargetDiscoveryWiring {
         for name in stale {
             let running = watches.remove(&name).expect("listed above");
             running.task.abort();
-            let discovered =
-                std::mem::take(&mut *running.discovered.lock().expect("discovered targets lock"));
+            // Waits for an update being applied, then closes the set to later ones.
+            let discovered = running
+                .discovered
+                .lock()
+                .expect("discovered targets lock")
+                .take()
+                .unwrap_or_default();
             if wanted.contains_key(&name) {
                 // Restarted with new settings: the new watch starts from what was found, so
                 // targets that are still there are not drained and re-registered.
@@ -131,7 +140,7 @@ impl TargetDiscoveryWiring {
             let initial = carried.remove(&name).unwrap_or_default();
             let description = spec.describe();
             tracing::info!(target_group = %name, source = %description, "discovery watching");
-            let discovered = Arc::new(Mutex::new(initial.clone()));
+            let discovered = Arc::new(Mutex::new(Some(initial.clone())));
             let watch = watch::spawn(spec, &name, initial, self.metrics.clone());
             let status = watch.status_handle();
             let task = tokio::spawn(forward_updates(
@@ -189,7 +198,7 @@ async fn forward_updates(
     group_name: String,
     mut watch: watch::Watch,
     groups: Arc<TargetGroups>,
-    discovered: Arc<Mutex<BTreeSet<SocketAddr>>>,
+    discovered: Discovered,
 ) {
     loop {
         let Some(update) = watch.next().await else {
@@ -198,17 +207,18 @@ async fn forward_updates(
         let Some(group) = groups.get(&group_name) else {
             continue;
         };
+        // The lock is held while the group changes, so a stop either waits for this update
+        // (and carries or drains its addresses) or comes first (and this update is dropped).
+        let mut discovered = discovered.lock().expect("discovered targets lock");
+        let Some(discovered) = discovered.as_mut() else {
+            break;
+        };
         match update {
             TargetUpdate::Add(addresses) => {
-                let accepted = register_each(&group, &addresses);
-                discovered
-                    .lock()
-                    .expect("discovered targets lock")
-                    .extend(accepted);
+                discovered.extend(register_each(&group, &addresses));
             }
             TargetUpdate::Remove(addresses) => {
                 deregister_each(&group, &addresses);
-                let mut discovered = discovered.lock().expect("discovered targets lock");
                 for address in &addresses {
                     discovered.remove(address);
                 }
