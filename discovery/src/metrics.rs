@@ -53,6 +53,14 @@ impl DiscoveryMetrics {
                 .expect("discovery metrics are registered once");
             family
         };
+        let registry_truncated = counter(
+            "scalegate_registry_truncated_total",
+            "UDP answers from the embedded registry truncated (TC set) because they did not fit.",
+            &[],
+        );
+        // Without labels the one series can exist from the start at 0, so `/metrics` shows the
+        // family (and `rate()` and alerts work) before the first truncation.
+        registry_truncated.with_label_values::<&str>(&[]);
         DiscoveryMetrics {
             resolutions: counter(
                 "scalegate_discovery_resolutions_total",
@@ -84,11 +92,7 @@ impl DiscoveryMetrics {
                 "DNS queries answered by the embedded registry, by transport and response code.",
                 &["protocol", "rcode"],
             ),
-            registry_truncated: counter(
-                "scalegate_registry_truncated_total",
-                "UDP answers from the embedded registry truncated (TC set) because they did not fit.",
-                &[],
-            ),
+            registry_truncated,
             registry_instances: gauge(
                 "scalegate_registry_instances",
                 "Instances registered in the embedded registry, by health.",
@@ -100,5 +104,31 @@ impl DiscoveryMetrics {
     /// Metrics registered in a private registry, for tests and callers that do not export them.
     pub fn unregistered() -> DiscoveryMetrics {
         DiscoveryMetrics::register(&Registry::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_truncation_counter_is_exported_before_the_first_truncation() {
+        let registry = Registry::new();
+        let metrics = DiscoveryMetrics::register(&registry);
+        let truncated = |registry: &Registry| {
+            registry
+                .gather()
+                .iter()
+                .find(|family| family.name() == "scalegate_registry_truncated_total")
+                .map(|family| family.get_metric().len())
+        };
+        assert_eq!(truncated(&registry), Some(1));
+        assert_eq!(
+            metrics
+                .registry_truncated
+                .with_label_values::<&str>(&[])
+                .get(),
+            0
+        );
     }
 }

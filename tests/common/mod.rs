@@ -428,6 +428,13 @@ impl BackendControl {
 impl Backend {
     /// Starts a backend on its own runtime (usable from sync and async tests alike).
     pub fn start(id: &str) -> Backend {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+        Backend::start_on(id, listener)
+    }
+
+    /// Starts a backend serving on an already bound `listener` (another loopback address, or
+    /// a port shared with other backends).
+    pub fn start_on(id: &str, listener: std::net::TcpListener) -> Backend {
         let id_owned = id.to_string();
         let control = Arc::new(BackendControl {
             health_status: std::sync::atomic::AtomicU16::new(200),
@@ -438,7 +445,7 @@ impl Backend {
             last_health_headers: Mutex::new(None),
         });
         let shared_control = Arc::clone(&control);
-        let server = LoopbackServer::start(move |stream, connection| {
+        let server = LoopbackServer::start_on(listener, move |stream, connection| {
             let id = id_owned.clone();
             let control = Arc::clone(&shared_control);
             async move {
@@ -603,12 +610,21 @@ impl LoopbackServer {
         F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+        LoopbackServer::start_on(listener, serve)
+    }
+
+    /// Like [`LoopbackServer::start`], on an already bound listener.
+    fn start_on<F, Fut>(listener: std::net::TcpListener, serve: F) -> LoopbackServer
+    where
+        F: Fn(tokio::net::TcpStream, usize) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("backend runtime");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
         listener.set_nonblocking(true).expect("non-blocking");
         let address = listener.local_addr().expect("backend address");
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -1024,4 +1040,375 @@ pub fn promtool_accepts(metrics: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovery and the embedded registry (issue 4).
+
+/// Starts one [`Backend`] per `(id, address)`, every one on the same port of its own loopback
+/// address (127.0.0.x), as the tasks behind one DNS name whose A records all share one port.
+/// Retries a bounded number of times when the port is already taken on one of the addresses.
+pub fn backends_sharing_port(backends: &[(&str, std::net::Ipv4Addr)]) -> Vec<Backend> {
+    assert!(!backends.is_empty(), "no backend asked for");
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind((backends[0].1, 0)).expect("backend binds");
+        let port = first.local_addr().expect("backend address").port();
+        let mut listeners = vec![first];
+        for (_, address) in &backends[1..] {
+            match std::net::TcpListener::bind((*address, port)) {
+                Ok(listener) => listeners.push(listener),
+                Err(_) => break,
+            }
+        }
+        if listeners.len() == backends.len() {
+            return backends
+                .iter()
+                .zip(listeners)
+                .map(|((id, _), listener)| Backend::start_on(id, listener))
+                .collect();
+        }
+    }
+    panic!("no port free on every one of {backends:?} after 50 attempts");
+}
+
+/// One resource record as `dig` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// The owner name, with its final dot.
+    pub name: String,
+    pub ttl: u32,
+    /// `A`, `AAAA`, `SRV`, `SOA`...
+    pub record_type: String,
+    /// The record data as dig prints it (`127.0.0.1`, `1 1 8081 app-1.app.scalegate.local.`).
+    pub data: String,
+}
+
+/// A response as `dig` reported it (its default output, parsed).
+#[derive(Debug, Clone)]
+pub struct DigAnswer {
+    /// `NOERROR`, `NXDOMAIN`, `REFUSED`...
+    pub status: String,
+    /// Header flags: `qr`, `aa`, `tc`, `rd`...
+    pub flags: Vec<String>,
+    pub answer: Vec<DnsRecord>,
+    pub authority: Vec<DnsRecord>,
+    pub additional: Vec<DnsRecord>,
+    /// `UDP` or `TCP`: how the response that dig printed came.
+    pub transport: String,
+    /// dig's whole output, for failure messages.
+    pub text: String,
+}
+
+impl DigAnswer {
+    /// Whether the header has `flag` (`aa`, `tc`...).
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    /// The data of the answer records of `record_type`, sorted.
+    pub fn answer_data(&self, record_type: &str) -> Vec<String> {
+        let mut data: Vec<String> = self
+            .answer
+            .iter()
+            .filter(|record| record.record_type == record_type)
+            .map(|record| record.data.clone())
+            .collect();
+        data.sort();
+        data
+    }
+}
+
+/// Runs `dig @server -p port <args>` (3 s per try, two tries) and parses what it printed.
+/// Panics (with the output) when dig itself fails, e.g. when it got no answer at all.
+pub fn dig(server: SocketAddr, args: &[&str]) -> DigAnswer {
+    require_tool("dig");
+    let output = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .args(["-p", &server.port().to_string(), "+time=3", "+tries=2"])
+        .args(args)
+        .output()
+        .expect("dig runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "dig {args:?} failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    parse_dig(&text)
+}
+
+/// Parses dig's default output (see [`dig`]).
+pub fn parse_dig(text: &str) -> DigAnswer {
+    let mut answer = DigAnswer {
+        status: String::new(),
+        flags: Vec::new(),
+        answer: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
+        transport: String::new(),
+        text: text.to_string(),
+    };
+    #[derive(PartialEq)]
+    enum Section {
+        None,
+        Answer,
+        Authority,
+        Additional,
+    }
+    let mut section = Section::None;
+    for line in text.lines() {
+        if let Some(rest) = line.split_once("status: ").map(|(_, rest)| rest) {
+            answer.status = rest.split(',').next().unwrap_or("").trim().to_string();
+        } else if let Some(rest) = line.strip_prefix(";; flags: ") {
+            answer.flags = rest
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+        } else if let Some(rest) = line.strip_prefix(";; SERVER: ") {
+            answer.transport = rest
+                .rsplit('(')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(')')
+                .to_string();
+        } else if line.starts_with(";; ANSWER SECTION:") {
+            section = Section::Answer;
+        } else if line.starts_with(";; AUTHORITY SECTION:") {
+            section = Section::Authority;
+        } else if line.starts_with(";; ADDITIONAL SECTION:") {
+            section = Section::Additional;
+        } else if line.trim().is_empty() || line.starts_with(';') {
+            if line.trim().is_empty() {
+                section = Section::None;
+            }
+        } else if section != Section::None {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 5 {
+                continue;
+            }
+            let record = DnsRecord {
+                name: fields[0].to_string(),
+                ttl: fields[1].parse().unwrap_or(u32::MAX),
+                record_type: fields[3].to_string(),
+                data: fields[4..].join(" "),
+            };
+            match section {
+                Section::Answer => answer.answer.push(record),
+                Section::Authority => answer.authority.push(record),
+                Section::Additional => answer.additional.push(record),
+                Section::None => {}
+            }
+        }
+    }
+    answer
+}
+
+/// The registry's DNS address (`GET /api/registry` → `dns_address`); panics when it does not
+/// serve.
+pub async fn registry_dns_address(gate: &Scalegate) -> SocketAddr {
+    let (status, body) = admin_json(gate, reqwest::Method::GET, "/api/registry", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["dns_address"]
+        .as_str()
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no dns_address in /api/registry: {body}"))
+}
+
+/// The admin path of an instance of the embedded registry.
+pub fn instance_path(namespace: &str, service: &str, id: &str) -> String {
+    format!("/api/registry/namespaces/{namespace}/services/{service}/instances/{id}")
+}
+
+/// Registers (or updates) an instance through the admin API (Cloud Map's RegisterInstance);
+/// returns the instance as the API lists it. Panics unless it answers 200.
+pub async fn register_instance(
+    gate: &Scalegate,
+    namespace: &str,
+    service: &str,
+    id: &str,
+    address: SocketAddr,
+) -> Value {
+    let body = json!({"address": address.ip(), "port": address.port()}).to_string();
+    let (status, answer) = admin_json(
+        gate,
+        reqwest::Method::PUT,
+        &instance_path(namespace, service, id),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 200, "register {id}: {answer}");
+    answer
+}
+
+/// Deregisters an instance through the admin API; returns the answer
+/// (`{"keep_reachable_for_seconds": N}`). Panics unless it answers 200.
+pub async fn deregister_instance(
+    gate: &Scalegate,
+    namespace: &str,
+    service: &str,
+    id: &str,
+) -> Value {
+    let (status, answer) = admin_json(
+        gate,
+        reqwest::Method::DELETE,
+        &instance_path(namespace, service, id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "deregister {id}: {answer}");
+    answer
+}
+
+/// Sets an instance's health (`HEALTHY` or `UNHEALTHY`) through the admin API.
+pub async fn set_instance_health(
+    gate: &Scalegate,
+    namespace: &str,
+    service: &str,
+    id: &str,
+    health: &str,
+) {
+    let path = format!("{}/health", instance_path(namespace, service, id));
+    let body = json!({ "status": health }).to_string();
+    let (status, answer) = admin_json(gate, reqwest::Method::PUT, &path, Some(&body)).await;
+    assert_eq!(status, 200, "health of {id}: {answer}");
+}
+
+/// The `GET /api/discovery` entry of target group `group` (`{target_group, source, status}`);
+/// `Value::Null` when it has no watch.
+pub async fn discovery_watch(gate: &Scalegate, group: &str) -> Value {
+    let (status, body) = admin_json(gate, reqwest::Method::GET, "/api/discovery", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["watches"]
+        .as_array()
+        .and_then(|watches| {
+            watches
+                .iter()
+                .find(|watch| watch["target_group"] == group)
+                .cloned()
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// Whether a log line is the target group's `message` about `address` (`ip:port`), such as
+/// `target registered` or `target draining`.
+pub fn is_target_log(line: &Value, message: &str, group: &str, address: &str) -> bool {
+    line["message"] == message && line["target_group"] == group && line["address"] == address
+}
+
+/// One request of a [`SteadyLoad`], as its client saw it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// When the request was sent.
+    pub sent: Instant,
+    /// When its response ended (or it failed).
+    pub done: Instant,
+    /// The response status; `None` for a transport error.
+    pub status: Option<u16>,
+    /// The `x-backend` header, else the transport or body error.
+    pub answered_by: String,
+}
+
+impl Exchange {
+    /// Anything but a complete 200 is a failed request.
+    pub fn failed(&self) -> bool {
+        self.status != Some(200)
+    }
+}
+
+/// A closed-loop load in the background: `clients` tasks, each sending its next GET as soon
+/// as the previous one is answered, so about `clients` requests are in flight at a time, until
+/// stopped or until `cap` requests in all (no loop runs unbounded).
+pub struct SteadyLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SteadyLoad {
+    /// Starts the clients on the current tokio runtime, all sending GET `url`.
+    pub fn start(url: String, clients: usize, cap: usize) -> SteadyLoad {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let exchanges = Arc::new(Mutex::new(Vec::new()));
+        let http = client();
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, exchanges, http, url) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&exchanges),
+                    http.clone(),
+                    url.clone(),
+                );
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) && exchanges.lock().unwrap().len() < cap {
+                        let sent = Instant::now();
+                        let (status, answered_by) = match http.get(&url).send().await {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                let backend = response
+                                    .headers()
+                                    .get("x-backend")
+                                    .map(|value| value.to_str().unwrap_or("").to_string());
+                                match (response.bytes().await, backend) {
+                                    (Ok(_), Some(backend)) => (Some(status), backend),
+                                    (Ok(body), None) => (
+                                        Some(status),
+                                        String::from_utf8_lossy(&body).trim().to_string(),
+                                    ),
+                                    (Err(error), _) => (None, format!("body error: {error}")),
+                                }
+                            }
+                            Err(error) => (None, format!("transport error: {error}")),
+                        };
+                        exchanges.lock().unwrap().push(Exchange {
+                            sent,
+                            done: Instant::now(),
+                            status,
+                            answered_by,
+                        });
+                    }
+                })
+            })
+            .collect();
+        SteadyLoad {
+            stop,
+            exchanges,
+            tasks,
+        }
+    }
+
+    /// Requests ended (answered or failed) so far.
+    pub fn count(&self) -> usize {
+        self.exchanges.lock().unwrap().len()
+    }
+
+    /// Failed requests so far.
+    pub fn failures(&self) -> Vec<Exchange> {
+        self.exchanges
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|exchange| exchange.failed())
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `more` requests beyond those ended so far have ended; returns whether they
+    /// did within `deadline`.
+    pub async fn wait_for_more(&self, more: usize, deadline: Duration) -> bool {
+        let already = self.count();
+        poll_until_async(deadline, || async { self.count() >= already + more }).await
+    }
+
+    /// Stops the clients (each finishes its request in flight) and returns every exchange.
+    pub async fn finish(self) -> Vec<Exchange> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("load task");
+        }
+        let exchanges = self.exchanges.lock().unwrap().clone();
+        exchanges
+    }
 }
