@@ -190,6 +190,12 @@ fn explain(config: &Config) -> String {
             );
         }
     }
+    let namespaces: Vec<&str> = config
+        .registry
+        .namespaces
+        .iter()
+        .map(|namespace| namespace.name.as_str())
+        .collect();
     for group in &config.target_groups {
         let check = &group.health_check;
         let health = if check.enabled {
@@ -219,22 +225,16 @@ fn explain(config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "  targets also from {}",
-                describe_discovery(discovery, group.port)
+                describe_discovery(discovery, group.port, &namespaces)
             );
         }
     }
-    if !config.registry.namespaces.is_empty() {
-        let names: Vec<&str> = config
-            .registry
-            .namespaces
-            .iter()
-            .map(|namespace| namespace.name.as_str())
-            .collect();
+    if !namespaces.is_empty() {
         let _ = writeln!(
             out,
             "registry DNS on {} (UDP and TCP), authoritative for {}",
             config.registry.address,
-            names.join(", ")
+            namespaces.join(", ")
         );
         for namespace in &config.registry.namespaces {
             for service in &namespace.services {
@@ -252,7 +252,11 @@ fn explain(config: &Config) -> String {
     out
 }
 
-fn describe_discovery(discovery: &scalegate_config::TargetDiscovery, group_port: u16) -> String {
+fn describe_discovery(
+    discovery: &scalegate_config::TargetDiscovery,
+    group_port: u16,
+    namespaces: &[&str],
+) -> String {
     let what = if let Some(name) = &discovery.dns_name {
         format!(
             "DNS {name} (A/AAAA) port {}",
@@ -265,15 +269,28 @@ fn describe_discovery(discovery: &scalegate_config::TargetDiscovery, group_port:
     } else {
         return "nothing".to_string();
     };
-    let servers = if discovery.name_servers.is_empty() {
-        "the registry or the system's resolver".to_string()
-    } else {
+    let name = discovery
+        .dns_name
+        .as_deref()
+        .or(discovery.srv_name.as_deref())
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let in_registry = namespaces.iter().any(|namespace| {
+        let namespace = namespace.trim_end_matches('.').to_ascii_lowercase();
+        name == namespace || name.ends_with(&format!(".{namespace}"))
+    });
+    let servers = if !discovery.name_servers.is_empty() {
         discovery
             .name_servers
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
+    } else if in_registry {
+        return format!("{what} via the embedded registry, in-process (every change, at once)");
+    } else {
+        "the system's resolver (/etc/resolv.conf)".to_string()
     };
     format!(
         "{what} via {servers}, refreshed by TTL within {}–{} s",
