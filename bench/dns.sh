@@ -116,8 +116,10 @@ remove_policy_rc() {
 # first attempt fails (a fresh container has none). Services the packages bring are not
 # started (Debian's policy-rc.d convention), so NSD does not take port 53.
 apt_install() {
-    [[ $(id -u) == 0 ]] || die "missing $*: run as root to install, or: apt-get install $*"
-    command -v apt-get >/dev/null 2>&1 || die "missing $* and no apt-get to install them"
+    if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        log "missing $*: run as root on Debian to have them installed, or: apt-get install $*"
+        return 1
+    fi
     log "apt-get install $*"
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
@@ -147,7 +149,7 @@ check_tools() {
     command -v dnsperf >/dev/null 2>&1 || packages+=(dnsperf)
     command -v dig >/dev/null 2>&1 || packages+=(bind9-dnsutils)
     if [[ ${#packages[@]} -gt 0 ]]; then
-        apt_install "${packages[@]}" || die "apt-get install ${packages[*]} failed (log in ${TMPDIR:-/tmp}/scalegate-dns-apt.log)"
+        apt_install "${packages[@]}" || die "cannot install ${packages[*]} (apt-get's log, if it ran: ${TMPDIR:-/tmp}/scalegate-dns-apt.log)"
     fi
     if selected nsd && ! command -v nsd >/dev/null 2>&1; then
         if ! apt_install nsd; then
