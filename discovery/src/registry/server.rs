@@ -192,7 +192,11 @@ impl DnsHandler {
         let metrics = self.registry.metrics();
         if protocol == Protocol::Udp {
             let limit = answer::udp_limit(request.edns.as_ref());
-            if answer::fit_within(&mut response, limit, |response| {
+            let question_bytes = queries
+                .iter()
+                .map(|query| answer::name_wire_len(query.name()) + 4)
+                .sum();
+            if answer::fit_within(&mut response, limit, question_bytes, |response| {
                 encoded_len(&request.queries, response)
             }) {
                 metrics
