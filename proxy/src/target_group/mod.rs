@@ -742,8 +742,9 @@ impl TargetGroup {
     }
 
     /// Deregisters targets (ALB `DeregisterTargets`): they get no new requests and drain for
-    /// up to the deregistration delay. A config- or discovery-sourced deregistration keeps a target that the
-    /// API also registered. All-or-nothing: an unknown target changes nothing.
+    /// up to the deregistration delay. A config- or discovery-sourced deregistration keeps a
+    /// target another source still wants; the API's removes it whatever registered it.
+    /// All-or-nothing: an unknown target changes nothing.
     pub fn deregister(
         self: &Arc<Self>,
         addresses: &[SocketAddr],
