@@ -24,6 +24,7 @@
 pub mod activity;
 pub mod backend;
 pub mod scaling;
+pub mod scheduler;
 pub mod service;
 pub mod task;
 
