@@ -68,6 +68,9 @@ enum Command {
     },
     /// Print the JSON Schema of the config file, for editor completion.
     Schema,
+    /// Run the workload server that example and test services run as their tasks
+    /// (docs/workload.md).
+    Workload(scalegate_loadtest::workload::WorkloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,15 @@ fn main() -> ExitCode {
                     .expect("schema serializes")
             );
             Ok(())
+        }
+        Command::Workload(args) => {
+            match args
+                .into_options()
+                .and_then(scalegate_loadtest::workload::run)
+            {
+                Ok(code) => return ExitCode::from(code),
+                Err(error) => Err(error.into()),
+            }
         }
     };
     match result {

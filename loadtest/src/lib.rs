@@ -12,11 +12,12 @@
 //! - [`threshold`]: k6-style pass/fail [`Threshold`]s (`p99<50ms`, `errors<0.1%`).
 //! - [`report`]: the [`RunReport`] a run produces, its per-second timeline and error classes.
 //! - [`elasticity`]: SPEC Research Group's [`ElasticityMetrics`] from demand and supply curves.
-//! - [`workload`]: the behaviour knobs of the workload server tasks run.
+//! - [`workload`]: the workload server tasks run (`scalegate workload`): per-request CPU, sleep,
+//!   status and failures, a flippable health endpoint, its own request counts.
 //!
-//! Status: interface sketch; issue 6 implements the generator, reports and charts, issue 5 the
-//! workload server. The pure pieces everything else builds on — schedule rates, trace parsing,
-//! threshold parsing, elasticity arithmetic — are implemented and unit-tested here.
+//! Status: the workload server is implemented (issue 5); the generator, reports and charts are
+//! an interface sketch for issue 6. The pure pieces they build on — schedule rates, trace
+//! parsing, threshold parsing, elasticity arithmetic — are implemented and unit-tested here.
 #![forbid(unsafe_code)]
 
 pub mod elasticity;
