@@ -1,7 +1,8 @@
 //! The typed shape of scalegate's YAML file.
 //!
-//! Names and defaults follow the AWS ALB API (see `shared/reference/alb-ecs-semantics.md`), spelled
-//! in snake_case, so a user who knows ALB recognises every field. Every struct denies unknown
+//! Names and defaults follow the AWS ALB API (see `shared/reference/alb-ecs-semantics.md`), and
+//! for services ECS and Application Auto Scaling (`autoscaling-semantics.md`), spelled in
+//! snake_case, so a user who knows AWS recognises every field. Every struct denies unknown
 //! fields: a misspelt option is an error, never silently ignored.
 
 use std::net::SocketAddr;
@@ -10,8 +11,8 @@ use std::ops::RangeInclusive;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The whole file: one load balancer (its listeners and target groups), the admin endpoint and
-/// the embedded service registry.
+/// The whole file: one load balancer (its listeners and target groups), the admin endpoint,
+/// the embedded service registry, and the services scalegate runs and scales.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -34,6 +35,14 @@ pub struct Config {
     /// services register their instances. Off while no namespace is configured.
     #[serde(default)]
     pub registry: ServiceRegistry,
+    /// What services run, ECS-style: one definition per family (command, resources, port).
+    /// scalegate numbers revisions itself (`family:1`, `family:2` when a reload changes it).
+    #[serde(default)]
+    pub task_definitions: Vec<TaskDefinition>,
+    /// Services: keep a number of tasks of a task definition running behind target groups,
+    /// optionally scaled by Application Auto Scaling-style policies.
+    #[serde(default)]
+    pub services: Vec<Service>,
 }
 
 /// Load-balancer attributes; defaults are ALB's documented defaults.
@@ -1347,4 +1356,824 @@ pub struct RegistryInstance {
     /// `AWS_INSTANCE_PORT` are rejected: they come from `address` and `port`.
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// Environment variables scalegate sets in every task, so a task definition's `env` must not
+/// set them: the task's port, its ID, its service, its `family:N` revision and the metadata
+/// URL (named as ECS names its task metadata endpoint variable).
+pub const TASK_ENVIRONMENT: [&str; 5] = [
+    "PORT",
+    "SCALEGATE_TASK_ID",
+    "SCALEGATE_SERVICE",
+    "SCALEGATE_TASK_DEFINITION",
+    "ECS_CONTAINER_METADATA_URI_V4",
+];
+
+/// A task definition (ECS `RegisterTaskDefinition`, one process instead of containers): what
+/// each task of a service runs and what it reserves.
+///
+/// The file holds one definition per family. A revision is a number scalegate gives: the
+/// first definition loaded is `family:1`; a reload that changes it registers `family:2` and
+/// keeps `family:1`, and services using the family roll onto the new revision (ECS's "latest
+/// ACTIVE revision" when a service names only the family). To roll back, restore the old text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDefinition {
+    /// The family name: 1–255 letters, digits, hyphens and underscores (as ECS), unique.
+    pub family: String,
+    /// The program to run. A name without `/` is looked up on `PATH` when the task starts; a
+    /// path with `/` is relative to the config file and must be an executable file.
+    pub command: String,
+    /// Its arguments, passed as they are (no shell, no `$PORT` expansion: read the
+    /// environment, or run `sh -c '... "$PORT"'`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables, in addition to scalegate's own environment. Names are
+    /// non-empty without `=`; values are strings (quote numbers: `"1"`). `PORT`,
+    /// `SCALEGATE_TASK_ID`, `SCALEGATE_SERVICE`, `SCALEGATE_TASK_DEFINITION` and
+    /// `ECS_CONTAINER_METADATA_URI_V4` are set by scalegate and cannot be set here.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory of the process; relative to the config file; it must exist.
+    /// Default: the directory scalegate runs in.
+    #[serde(default)]
+    pub working_dir: Option<std::path::PathBuf>,
+    /// Reserved CPU in units, 1024 = one vCPU (one core here), 128–196608 (ECS task-level
+    /// range). `ECSServiceAverageCPUUtilization` is CPU used as a percentage of this, so it
+    /// exceeds 100 when a task uses more than it reserved (nothing limits a local process).
+    /// Default 1024, so the metric reads as a percentage of one core.
+    #[serde(default = "default_task_cpu")]
+    pub cpu: u32,
+    /// Reserved memory in MiB, 6–1048576 (6 is Docker's smallest limit).
+    /// `ECSServiceAverageMemoryUtilization` is resident memory as a percentage of this; a
+    /// local process is not limited to it. Default 2048 (with cpu 1024, a valid Fargate size).
+    #[serde(default = "default_task_memory")]
+    pub memory: u32,
+    /// The port the task serves on: `dynamic` (the default) gives each task a free port in
+    /// `$PORT`, as ECS dynamic host port mapping does, so any number of tasks fit on one host;
+    /// a number is a fixed port, which only one task at a time can use (see `services`).
+    #[serde(default)]
+    pub port: TaskPort,
+    /// Seconds between SIGTERM and SIGKILL when a task is stopped (ECS `stopTimeout`),
+    /// 2–120, default 30: Fargate's range, kept locally so a task cannot hold up scalegate's
+    /// own shutdown for longer, and so the value carries over to AWS.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_seconds: u64,
+}
+
+fn default_task_cpu() -> u32 {
+    1024
+}
+fn default_task_memory() -> u32 {
+    2048
+}
+fn default_stop_timeout() -> u64 {
+    30
+}
+
+/// The port a task serves on.
+///
+/// Written `dynamic` or as a number (`8080`; a quoted `"8080"` works too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TaskPort {
+    /// A free port chosen by scalegate for each task and passed in `$PORT`.
+    #[default]
+    Dynamic,
+    /// This port for every task (and `$PORT` says so too). Validation rejects 0.
+    Fixed(u16),
+}
+
+/// How [`TaskPort::Dynamic`] is written.
+const DYNAMIC_PORT: &str = "dynamic";
+
+impl Serialize for TaskPort {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TaskPort::Dynamic => serializer.serialize_str(DYNAMIC_PORT),
+            TaskPort::Fixed(port) => serializer.serialize_u16(*port),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskPort {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TaskPortVisitor)
+    }
+}
+
+/// Accepts `dynamic`, a number, or a number in a string.
+struct TaskPortVisitor;
+
+impl serde::de::Visitor<'_> for TaskPortVisitor {
+    type Value = TaskPort;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("`dynamic` or a port number 1–65535")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        u16::try_from(value)
+            .map(TaskPort::Fixed)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        u64::try_from(value)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+            .and_then(|value| self.visit_u64(value))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        if value == DYNAMIC_PORT {
+            return Ok(TaskPort::Dynamic);
+        }
+        value
+            .parse::<u16>()
+            .map(TaskPort::Fixed)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(value), &self))
+    }
+}
+
+impl JsonSchema for TaskPort {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TaskPort".into()
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The port a task serves on.",
+            "oneOf": [
+                {
+                    "const": DYNAMIC_PORT,
+                    "description": "A free port chosen by scalegate for each task and passed in `$PORT` (default)."
+                },
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 65535,
+                    "description": "This port for every task; only one task at a time can use it."
+                }
+            ]
+        })
+    }
+}
+
+/// A service (ECS `CreateService`, `REPLICA` strategy): keeps `desired_count` tasks of a task
+/// definition running, registers them in target groups and the discovery registry, replaces
+/// the ones that crash or fail health checks, and lets `scaling` change the count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// 1–255 letters, digits, hyphens and underscores (as ECS), unique. Used in metrics, logs,
+    /// task log paths and (by default) the registry name.
+    pub name: String,
+    /// The family of a task definition in `task_definitions`. Its tasks run the family's
+    /// latest revision; `family:N` is not accepted because revision numbers are given at run
+    /// time, not written in the file.
+    pub task_definition: String,
+    /// Tasks to keep running, 0–10000. Default 1 (CloudFormation's default). With `scaling`,
+    /// the count is brought into `[min_capacity, max_capacity]` at start, as
+    /// RegisterScalableTarget does, and the policies change it from there.
+    #[serde(default = "default_desired_count")]
+    pub desired_count: u32,
+    /// Bounds on the task count while tasks are replaced (deployments, unhealthy tasks).
+    #[serde(default)]
+    pub deployment_configuration: DeploymentConfiguration,
+    /// Seconds after a task starts during which failed target group health checks do not get
+    /// it replaced (ECS `healthCheckGracePeriodSeconds`), 0–2147483647, default 0. Only with
+    /// `load_balancers`, whose health checks it suspends.
+    #[serde(default)]
+    pub health_check_grace_period_seconds: u64,
+    /// Target groups the tasks are registered in (each task as `127.0.0.1:<its port>`), at
+    /// most 5 (as ECS). A task counts as healthy once every one of them says so.
+    #[serde(default)]
+    pub load_balancers: Vec<ServiceLoadBalancer>,
+    /// The discovery registry name the tasks register under (ECS `serviceRegistries`, Cloud
+    /// Map): A and SRV records of `service.namespace`.
+    #[serde(default)]
+    pub service_registry: Option<ServiceRegistration>,
+    /// Where tasks run: `local` (child processes of scalegate), the only backend so far.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Application Auto Scaling for this service: capacity bounds, policies and schedules.
+    /// Without it the service keeps `desired_count`.
+    #[serde(default)]
+    pub scaling: Option<ServiceScaling>,
+}
+
+fn default_desired_count() -> u32 {
+    1
+}
+
+impl Service {
+    /// The registry service name the tasks register under (`service_registry.service`, or
+    /// this service's name) with its namespace; `None` without `service_registry`. One place
+    /// for the default so validation and registration agree.
+    pub fn registry_name(&self) -> Option<(&str, &str)> {
+        self.service_registry.as_ref().map(|registration| {
+            (
+                registration.namespace.as_str(),
+                registration.service.as_deref().unwrap_or(&self.name),
+            )
+        })
+    }
+}
+
+/// ECS `deploymentConfiguration` for rolling replacement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploymentConfiguration {
+    /// Healthy tasks may not fall below `ceil(desired × this / 100)` while tasks are replaced.
+    /// 0–100, default 100.
+    pub minimum_healthy_percent: u32,
+    /// Tasks (starting, running or stopping) may not exceed `floor(desired × this / 100)`,
+    /// so a replacement can start before the task it replaces stops. At least 100, default
+    /// 200. With both at 100 no task could ever be replaced, so that is rejected.
+    pub maximum_percent: u32,
+}
+
+impl Default for DeploymentConfiguration {
+    fn default() -> Self {
+        DeploymentConfiguration {
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+        }
+    }
+}
+
+/// A target group a service's tasks register in (ECS `loadBalancers` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLoadBalancer {
+    /// A target group in `target_groups`, listed once per service. Its static targets and
+    /// discovery, if any, stay beside the tasks.
+    pub target_group: String,
+}
+
+/// Where a service's tasks register in the embedded discovery registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRegistration {
+    /// A namespace of `registry.namespaces`.
+    pub namespace: String,
+    /// The registry service (one DNS label, at most 62 characters); it need not be declared
+    /// in the namespace. Default: the service's name, which must then be a DNS label.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// Where a service's tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Child processes of scalegate, each in its own process group, stopped with scalegate.
+    #[default]
+    Local,
+}
+
+/// A service's scalable target and its scaling (Application Auto Scaling
+/// `RegisterScalableTarget`, `PutScalingPolicy`, `PutScheduledAction`).
+///
+/// Several policies combine as AWS combines them: scale out if any policy says out (to the
+/// largest capacity), scale in only if all policies that may scale in agree. Scale-in waits
+/// while a deployment is in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceScaling {
+    /// No policy scales below this, 0–10000.
+    pub min_capacity: u32,
+    /// No policy scales above this, 0–10000, at least `min_capacity`.
+    pub max_capacity: u32,
+    /// Kinds of scaling that are paused.
+    #[serde(default)]
+    pub suspended_state: SuspendedState,
+    /// How quickly policies react, unless a policy sets its own: `fast` (default) or `aws`.
+    #[serde(default)]
+    pub profile: TimingProfile,
+    /// Parameters of the `fast` profile, for the policies that use it (a policy can override
+    /// each). Setting them when no policy uses `fast` is an error.
+    #[serde(default)]
+    pub fast: FastProfile,
+    /// Target-tracking and step scaling policies, at most 50 (AWS's quota per scalable
+    /// target), names unique.
+    #[serde(default)]
+    pub policies: Vec<ScalingPolicy>,
+    /// Changes of min/max capacity at given times, at most 200 (AWS's quota), names unique.
+    #[serde(default)]
+    pub scheduled_actions: Vec<ScheduledAction>,
+}
+
+impl ServiceScaling {
+    /// The profile `policy` runs with: its own, else the service's.
+    pub fn profile_of(&self, policy: &ScalingPolicy) -> TimingProfile {
+        let own = match policy {
+            ScalingPolicy::TargetTracking(policy) => policy.profile,
+            ScalingPolicy::StepScaling(policy) => policy.profile,
+        };
+        own.unwrap_or(self.profile)
+    }
+
+    /// The fast-profile parameters of a target-tracking policy: the service's, with the
+    /// policy's overrides applied.
+    pub fn fast_profile_of(&self, policy: &TargetTrackingPolicy) -> FastProfile {
+        self.fast.overridden_by(policy.fast.as_ref())
+    }
+
+    /// A target-tracking policy's scale-out cooldown in seconds: its own, else 300 (AWS's
+    /// default for ECS) under `aws`, else the fast profile's.
+    pub fn scale_out_cooldown_seconds(&self, policy: &TargetTrackingPolicy) -> u64 {
+        policy.scale_out_cooldown_seconds.unwrap_or_else(|| {
+            match policy.profile.unwrap_or(self.profile) {
+                TimingProfile::Aws => AWS_DEFAULT_COOLDOWN_SECONDS,
+                TimingProfile::Fast => self.fast_profile_of(policy).scale_out_cooldown_seconds,
+            }
+        })
+    }
+
+    /// A target-tracking policy's scale-in cooldown in seconds: its own, else 300 under
+    /// `aws`, else the fast profile's.
+    pub fn scale_in_cooldown_seconds(&self, policy: &TargetTrackingPolicy) -> u64 {
+        policy.scale_in_cooldown_seconds.unwrap_or_else(|| {
+            match policy.profile.unwrap_or(self.profile) {
+                TimingProfile::Aws => AWS_DEFAULT_COOLDOWN_SECONDS,
+                TimingProfile::Fast => self.fast_profile_of(policy).scale_in_cooldown_seconds,
+            }
+        })
+    }
+
+    /// A step policy's cooldown in seconds: its own, else 300 under `aws`, else the fast
+    /// profile's scale-in cooldown (the longer one by default: a step policy may go either way).
+    pub fn step_cooldown_seconds(&self, policy: &StepScalingPolicy) -> u64 {
+        policy
+            .cooldown_seconds
+            .unwrap_or(match policy.profile.unwrap_or(self.profile) {
+                TimingProfile::Aws => AWS_DEFAULT_COOLDOWN_SECONDS,
+                TimingProfile::Fast => self.fast.scale_in_cooldown_seconds,
+            })
+    }
+}
+
+/// Application Auto Scaling's default cooldown for ECS services, in seconds.
+pub const AWS_DEFAULT_COOLDOWN_SECONDS: u64 = 300;
+
+/// Which kinds of scaling are paused (`SuspendedState` of RegisterScalableTarget). All false
+/// by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuspendedState {
+    /// Policies may not remove capacity.
+    pub dynamic_scaling_in_suspended: bool,
+    /// Policies may not add capacity.
+    pub dynamic_scaling_out_suspended: bool,
+    /// Scheduled actions do not run.
+    pub scheduled_scaling_suspended: bool,
+}
+
+/// How quickly policies react.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimingProfile {
+    /// Decides every second: a short window that may only scale out reacts to a burst within
+    /// seconds (like Knative's panic mode), scale-in waits for a long stable window, and the
+    /// direction never reverses inside a cooldown. See `fast`.
+    #[default]
+    Fast,
+    /// Faithful to AWS: 60 s datapoints, target tracking's scale-out alarm 3 of 3 above the
+    /// target and scale-in alarm 15 of 15 below 90 % of it, cooldowns 300 s by default; shows
+    /// locally what AWS would do with the same policy.
+    Aws,
+}
+
+/// Parameters of the `fast` profile. Ranges follow Knative's autoscaler, which it is modelled
+/// on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct FastProfile {
+    /// The metric averaged over this many seconds drives normal scaling; scale-in needs it
+    /// below target for the whole window. 6–3600, default 60.
+    pub stable_window_seconds: u64,
+    /// The short window that reacts to bursts; it may only scale out. 1–`stable_window_seconds`,
+    /// default 6.
+    pub panic_window_seconds: u64,
+    /// The panic window acts when it asks for at least this percentage of the current
+    /// capacity. 110–1000, default 200.
+    pub panic_threshold_percent: u32,
+    /// Default scale-out cooldown of target-tracking policies under this profile, 0–86400,
+    /// default 10.
+    pub scale_out_cooldown_seconds: u64,
+    /// Default scale-in cooldown of target-tracking policies (and cooldown of step policies)
+    /// under this profile, 0–86400, default 30.
+    pub scale_in_cooldown_seconds: u64,
+}
+
+impl Default for FastProfile {
+    fn default() -> Self {
+        FastProfile {
+            stable_window_seconds: 60,
+            panic_window_seconds: 6,
+            panic_threshold_percent: 200,
+            scale_out_cooldown_seconds: 10,
+            scale_in_cooldown_seconds: 30,
+        }
+    }
+}
+
+impl FastProfile {
+    /// These parameters with a policy's overrides applied.
+    pub fn overridden_by(&self, overrides: Option<&FastProfileOverride>) -> FastProfile {
+        let Some(overrides) = overrides else {
+            return *self;
+        };
+        FastProfile {
+            stable_window_seconds: overrides
+                .stable_window_seconds
+                .unwrap_or(self.stable_window_seconds),
+            panic_window_seconds: overrides
+                .panic_window_seconds
+                .unwrap_or(self.panic_window_seconds),
+            panic_threshold_percent: overrides
+                .panic_threshold_percent
+                .unwrap_or(self.panic_threshold_percent),
+            scale_out_cooldown_seconds: overrides
+                .scale_out_cooldown_seconds
+                .unwrap_or(self.scale_out_cooldown_seconds),
+            scale_in_cooldown_seconds: overrides
+                .scale_in_cooldown_seconds
+                .unwrap_or(self.scale_in_cooldown_seconds),
+        }
+    }
+}
+
+/// A target-tracking policy's own fast-profile parameters; unset ones are the service's
+/// `scaling.fast`. Same ranges as there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FastProfileOverride {
+    /// See `scaling.fast.stable_window_seconds`.
+    pub stable_window_seconds: Option<u64>,
+    /// See `scaling.fast.panic_window_seconds`.
+    pub panic_window_seconds: Option<u64>,
+    /// See `scaling.fast.panic_threshold_percent`.
+    pub panic_threshold_percent: Option<u32>,
+    /// See `scaling.fast.scale_out_cooldown_seconds`.
+    pub scale_out_cooldown_seconds: Option<u64>,
+    /// See `scaling.fast.scale_in_cooldown_seconds`.
+    pub scale_in_cooldown_seconds: Option<u64>,
+}
+
+/// A scaling policy (`PutScalingPolicy`), written as `target_tracking: {...}` or
+/// `step_scaling: {...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScalingPolicy {
+    /// `TargetTrackingScaling`: keep a metric near a target value.
+    TargetTracking(TargetTrackingPolicy),
+    /// `StepScaling`: adjust capacity in steps when an alarm fires.
+    StepScaling(StepScalingPolicy),
+}
+
+impl ScalingPolicy {
+    /// The policy's name, whichever kind it is.
+    pub fn name(&self) -> &str {
+        match self {
+            ScalingPolicy::TargetTracking(policy) => &policy.name,
+            ScalingPolicy::StepScaling(policy) => &policy.name,
+        }
+    }
+}
+
+/// A target-tracking policy (`TargetTrackingScalingPolicyConfiguration`): capacity follows
+/// metric / target, rounded up when adding and never removing so much that the metric would
+/// pass the target. Exactly one of `predefined_metric_specification` and
+/// `customized_metric_specification`; two target-tracking policies of a service may not
+/// watch the same metric (as on AWS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTrackingPolicy {
+    /// `PolicyName`: 1–256 printable characters, unique among the service's policies.
+    pub name: String,
+    /// The value to hold the metric at: greater than 0 (at most 1.174271e108, AWS's bound).
+    /// Percent for CPU and memory, requests per target per minute for
+    /// `ALBRequestCountPerTarget`.
+    pub target_value: f64,
+    /// One of AWS's predefined ECS metrics.
+    #[serde(default)]
+    pub predefined_metric_specification: Option<PredefinedMetricSpecification>,
+    /// A Prometheus metric instead of CloudWatch's custom metrics. It must fall as capacity
+    /// rises (a per-task average, not a total).
+    #[serde(default)]
+    pub customized_metric_specification: Option<CustomizedMetricSpecification>,
+    /// After a scale-out, no further scale-out unless larger, for this many seconds,
+    /// 0–86400. Default 300 (AWS's) under `aws`, the fast profile's under `fast`.
+    #[serde(default)]
+    pub scale_out_cooldown_seconds: Option<u64>,
+    /// After a scale-in, no further scale-in for this many seconds (a scale-out ends it),
+    /// 0–86400. Default 300 under `aws`, the fast profile's under `fast`.
+    #[serde(default)]
+    pub scale_in_cooldown_seconds: Option<u64>,
+    /// The policy never removes capacity and does not vote on scale-in. Default false.
+    #[serde(default)]
+    pub disable_scale_in: bool,
+    /// `fast` or `aws` for this policy; default: the service's `scaling.profile`.
+    #[serde(default)]
+    pub profile: Option<TimingProfile>,
+    /// This policy's fast-profile parameters, over the service's; only when the policy runs
+    /// the fast profile.
+    #[serde(default)]
+    pub fast: Option<FastProfileOverride>,
+}
+
+/// `PredefinedMetricSpecification`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredefinedMetricSpecification {
+    /// Which metric.
+    pub predefined_metric_type: PredefinedMetricType,
+    /// For `ALBRequestCountPerTarget` only: the target group whose requests are counted, by
+    /// name, or in AWS's form `app/<load-balancer>/<id>/targetgroup/<name>/<id>` (its `<name>`
+    /// is used). It must be one of the service's `load_balancers`; it may be left out when
+    /// the service has exactly one.
+    #[serde(default)]
+    pub resource_label: Option<String>,
+}
+
+impl PredefinedMetricSpecification {
+    /// The target group an `ALBRequestCountPerTarget` metric counts: the one `resource_label`
+    /// names, else the service's only target group. `None` for the other metrics, or when it
+    /// cannot be told (validation rejects those files).
+    pub fn target_group<'a>(&'a self, service: &'a Service) -> Option<&'a str> {
+        if self.predefined_metric_type != PredefinedMetricType::AlbRequestCountPerTarget {
+            return None;
+        }
+        match &self.resource_label {
+            Some(label) => Some(target_group_of_resource_label(label)),
+            None => match service.load_balancers.as_slice() {
+                [only] => Some(&only.target_group),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The target group name in a resource label: the label itself, or `<name>` of AWS's
+/// `app/<load-balancer>/<id>/targetgroup/<name>/<id>`.
+pub fn target_group_of_resource_label(label: &str) -> &str {
+    let parts: Vec<&str> = label.split('/').collect();
+    match parts.as_slice() {
+        ["app", _, _, "targetgroup", name, _] => name,
+        _ => label,
+    }
+}
+
+/// Application Auto Scaling's predefined metrics for ECS services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PredefinedMetricType {
+    /// CPU used by the service's tasks as a percentage of the CPU they reserve, averaged.
+    #[serde(rename = "ECSServiceAverageCPUUtilization")]
+    EcsServiceAverageCpuUtilization,
+    /// Resident memory as a percentage of reserved memory, averaged over the tasks.
+    #[serde(rename = "ECSServiceAverageMemoryUtilization")]
+    EcsServiceAverageMemoryUtilization,
+    /// Requests per target per minute in one of the service's target groups.
+    #[serde(rename = "ALBRequestCountPerTarget")]
+    AlbRequestCountPerTarget,
+}
+
+impl PredefinedMetricType {
+    /// AWS's name, as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredefinedMetricType::EcsServiceAverageCpuUtilization => {
+                "ECSServiceAverageCPUUtilization"
+            }
+            PredefinedMetricType::EcsServiceAverageMemoryUtilization => {
+                "ECSServiceAverageMemoryUtilization"
+            }
+            PredefinedMetricType::AlbRequestCountPerTarget => "ALBRequestCountPerTarget",
+        }
+    }
+}
+
+/// A metric from Prometheus, where AWS would use a CloudWatch custom metric: `scrape` one
+/// from an exposition URL, or ask a Prometheus server a `promql` query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CustomizedMetricSpecification {
+    /// Read a metric from a Prometheus text exposition every second.
+    Scrape(ScrapedMetric),
+    /// Evaluate a PromQL query every second.
+    Promql(PromQlQuery),
+}
+
+/// A metric scraped from an exposition endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapedMetric {
+    /// The exposition URL, `http://` or `https://`, e.g. `http://127.0.0.1:9100/metrics`.
+    pub url: String,
+    /// The metric name: letters, digits, `_` and `:`, not starting with a digit.
+    pub metric_name: String,
+    /// Label values that select the series (labels not named may be anything; several
+    /// matching series are summed). Label names: letters, digits and `_`, not starting with
+    /// a digit or `__`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// A PromQL query that returns one number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromQlQuery {
+    /// The Prometheus server, `http://` or `https://`, e.g. `http://127.0.0.1:9090`
+    /// (`/api/v1/query` is added).
+    pub server_url: String,
+    /// The query; it must return a single sample (a scalar or a one-element vector). Its
+    /// syntax is checked by the server.
+    pub query: String,
+}
+
+/// A step scaling policy (`StepScalingPolicyConfiguration`) and the alarm that drives it
+/// (on AWS a separate CloudWatch alarm).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepScalingPolicy {
+    /// `PolicyName`: 1–256 printable characters, unique among the service's policies.
+    pub name: String,
+    /// How `scaling_adjustment` is read.
+    pub adjustment_type: AdjustmentType,
+    /// 1–20 steps (AWS's quota). Bounds are relative to the alarm threshold. As AWS requires:
+    /// the ranges may neither overlap nor leave a gap, at most one step has no lower bound and
+    /// at most one no upper bound, no step lacks both, a negative lower bound needs a step
+    /// without lower bound and a positive upper bound one without upper bound.
+    pub step_adjustments: Vec<StepAdjustment>,
+    /// The smallest change, for `PercentChangeInCapacity` only: at least 1.
+    #[serde(default)]
+    pub min_adjustment_magnitude: Option<u32>,
+    /// Seconds after a scaling activity before this policy acts again, 0–86400. Default 300
+    /// (AWS's) under `aws`, the fast profile's `scale_in_cooldown_seconds` under `fast`.
+    #[serde(default)]
+    pub cooldown_seconds: Option<u64>,
+    /// How the alarm's datapoints become the value the steps are chosen by: `Average`
+    /// (default, as AWS when unset), `Minimum` or `Maximum`.
+    #[serde(default)]
+    pub metric_aggregation_type: MetricAggregationType,
+    /// The alarm that triggers the policy.
+    pub alarm: MetricAlarm,
+    /// `fast` or `aws` for this policy; default: the service's `scaling.profile`.
+    #[serde(default)]
+    pub profile: Option<TimingProfile>,
+}
+
+/// How a step's `scaling_adjustment` changes capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AdjustmentType {
+    /// Add (or remove, when negative) this many tasks.
+    ChangeInCapacity,
+    /// Add (or remove) this percentage of the current capacity, rounded as AWS rounds.
+    PercentChangeInCapacity,
+    /// Set the capacity to exactly this (not negative).
+    ExactCapacity,
+}
+
+/// One step (`StepAdjustment`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepAdjustment {
+    /// Lower bound of metric − threshold; unset is −∞. Inclusive above the threshold,
+    /// exclusive below it.
+    #[serde(default)]
+    pub metric_interval_lower_bound: Option<f64>,
+    /// Upper bound of metric − threshold; unset is +∞. Exclusive above the threshold,
+    /// inclusive below it.
+    #[serde(default)]
+    pub metric_interval_upper_bound: Option<f64>,
+    /// The adjustment, read as `adjustment_type` says.
+    pub scaling_adjustment: i64,
+}
+
+/// `MetricAggregationType` of a step policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum MetricAggregationType {
+    /// Mean of the datapoints.
+    #[default]
+    Average,
+    /// Smallest datapoint.
+    Minimum,
+    /// Largest datapoint.
+    Maximum,
+}
+
+/// The alarm a step policy hangs on (CloudWatch `PutMetricAlarm`): in ALARM when
+/// `datapoints_to_alarm` of the last `evaluation_periods` datapoints breach the threshold.
+/// Exactly one of `predefined_metric_specification` and `customized_metric_specification`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricAlarm {
+    /// One of AWS's predefined ECS metrics.
+    #[serde(default)]
+    pub predefined_metric_specification: Option<PredefinedMetricSpecification>,
+    /// A Prometheus metric.
+    #[serde(default)]
+    pub customized_metric_specification: Option<CustomizedMetricSpecification>,
+    /// How one period's samples become a datapoint. Default `Average`.
+    #[serde(default)]
+    pub statistic: Statistic,
+    /// Length of a datapoint in seconds. Default 60. Under `aws`, CloudWatch's values: 10, 20,
+    /// 30 or a multiple of 60; under `fast`, 1–86400. `period_seconds × evaluation_periods`
+    /// is at most one day (seven days for periods of an hour or more), as CloudWatch allows.
+    #[serde(default = "default_alarm_period")]
+    pub period_seconds: u64,
+    /// The value datapoints are compared with (a finite number).
+    pub threshold: f64,
+    /// How a datapoint is compared with the threshold.
+    pub comparison_operator: ComparisonOperator,
+    /// Datapoints considered ("N" of "M out of N"), at least 1. Default 1.
+    #[serde(default = "default_evaluation_periods")]
+    pub evaluation_periods: u32,
+    /// Breaching datapoints among them that put the alarm in ALARM ("M"),
+    /// 1–`evaluation_periods`. Default: `evaluation_periods`.
+    #[serde(default)]
+    pub datapoints_to_alarm: Option<u32>,
+}
+
+fn default_alarm_period() -> u64 {
+    60
+}
+fn default_evaluation_periods() -> u32 {
+    1
+}
+
+impl MetricAlarm {
+    /// `datapoints_to_alarm`, or `evaluation_periods` when unset (CloudWatch's default).
+    pub fn effective_datapoints_to_alarm(&self) -> u32 {
+        self.datapoints_to_alarm.unwrap_or(self.evaluation_periods)
+    }
+}
+
+/// How an alarm combines one period's samples (CloudWatch `Statistic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub enum Statistic {
+    /// Mean of the samples.
+    #[default]
+    Average,
+    /// Smallest sample.
+    Minimum,
+    /// Largest sample.
+    Maximum,
+    /// Sum of the samples.
+    Sum,
+    /// Number of samples.
+    SampleCount,
+}
+
+/// How an alarm compares a datapoint with its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ComparisonOperator {
+    /// `datapoint >= threshold`.
+    GreaterThanOrEqualToThreshold,
+    /// `datapoint > threshold`.
+    GreaterThanThreshold,
+    /// `datapoint < threshold`.
+    LessThanThreshold,
+    /// `datapoint <= threshold`.
+    LessThanOrEqualToThreshold,
+}
+
+/// A scheduled action (`PutScheduledAction`): at the given times, set new capacity bounds;
+/// capacity outside them is brought inside at once (cooldowns do not apply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledAction {
+    /// `ScheduledActionName`: 1–256 ASCII characters without control characters, `:`, `/` or
+    /// `|`, not starting with a space; unique among the service's scheduled actions.
+    pub name: String,
+    /// `at(yyyy-mm-ddThh:mm:ss)` once, `rate(value unit)` with a positive whole value and unit
+    /// minute(s), hour(s) or day(s), or `cron(minutes hours day-of-month month day-of-week
+    /// year)`: AWS's six fields, with `, - * /`, `?` in exactly one of day-of-month and
+    /// day-of-week, `L` and `W` in day-of-month, `L` and `#` in day-of-week, names `JAN`–`DEC`
+    /// and `SUN`–`SAT`. Validation checks this shape and the values' ranges; when the action
+    /// runs is the autoscaler's business.
+    pub schedule: String,
+    /// IANA time zone the schedule is read in, DST-aware, e.g. `Europe/Berlin`; spelt as the
+    /// time zone database spells it. Default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The action does not run before this RFC 3339 timestamp, e.g. `2026-06-01T00:00:00Z`.
+    #[serde(default)]
+    pub start_time: Option<String>,
+    /// The action does not run after this RFC 3339 timestamp; later than `start_time`.
+    #[serde(default)]
+    pub end_time: Option<String>,
+    /// The new bounds: one or both.
+    pub scalable_target_action: ScalableTargetAction,
+}
+
+/// The capacity bounds a scheduled action sets (`ScalableTargetAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScalableTargetAction {
+    /// New minimum, 0–10000; capacity below it is raised to it.
+    pub min_capacity: Option<u32>,
+    /// New maximum, 0–10000, at least `min_capacity`; capacity above it is lowered to it.
+    pub max_capacity: Option<u32>,
 }

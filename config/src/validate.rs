@@ -14,11 +14,15 @@ use crate::certificate::{load_certificate_files, CertificateProblem};
 use crate::cloud_map;
 use crate::yaml::{parse_document, Document, Position, PositionIndex};
 use crate::{
-    parse_code_matcher, Action, AddressFamily, Admin, CertificateFiles, Condition, Config,
-    ConfigError, ConfigErrors, FixedResponseAction, ForwardAction, HealthCheck, HealthCheckPort,
-    Listener, LoadBalancingAlgorithm, PassiveHealth, Protocol, ProtocolVersion, RedirectAction,
-    RegistryInstance, RegistryNamespace, RegistryService, Rule, ServiceRegistry, StickinessType,
-    TargetDiscovery, TargetGroup, TargetStickiness, GRPC_CODE_RANGE, HTTP_CODE_RANGE,
+    parse_code_matcher, target_group_of_resource_label, Action, AddressFamily, AdjustmentType,
+    Admin, CertificateFiles, Condition, Config, ConfigError, ConfigErrors,
+    CustomizedMetricSpecification, FastProfile, FastProfileOverride, FixedResponseAction,
+    ForwardAction, HealthCheck, HealthCheckPort, Listener, LoadBalancingAlgorithm, MetricAlarm,
+    PassiveHealth, PredefinedMetricSpecification, PredefinedMetricType, Protocol, ProtocolVersion,
+    RedirectAction, RegistryInstance, RegistryNamespace, RegistryService, Rule, ScalingPolicy,
+    ScheduledAction, Service, ServiceRegistry, ServiceScaling, StepScalingPolicy, StickinessType,
+    TargetDiscovery, TargetGroup, TargetStickiness, TargetTrackingPolicy, TaskDefinition, TaskPort,
+    TimingProfile, GRPC_CODE_RANGE, HTTP_CODE_RANGE, TASK_ENVIRONMENT,
 };
 
 const IDLE_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=4000;
@@ -72,6 +76,39 @@ const MAX_NAMESPACES: usize = 50;
 const REGISTRY_TTL_SECONDS: RangeInclusive<u64> = 0..=2_147_483_647;
 /// Cloud Map's quota of instances per service.
 const MAX_INSTANCES_PER_SERVICE: usize = 1000;
+/// ECS's limit on family and service names.
+const MAX_ECS_NAME_CHARS: usize = 255;
+/// ECS task-level CPU units on EC2 (0.125–192 vCPU).
+const TASK_CPU_UNITS: RangeInclusive<u64> = 128..=196_608;
+/// Docker's smallest memory limit, up to 1 TiB.
+const TASK_MEMORY_MIB: RangeInclusive<u64> = 6..=1_048_576;
+/// Fargate's `stopTimeout` range.
+const STOP_TIMEOUT_SECONDS: RangeInclusive<u64> = 2..=120;
+/// scalegate's bound on task counts and capacities: far above what one host runs.
+const MAX_TASK_COUNT: u64 = 10_000;
+const MINIMUM_HEALTHY_PERCENT: RangeInclusive<u64> = 0..=100;
+/// ECS's `healthCheckGracePeriodSeconds` maximum.
+const HEALTH_CHECK_GRACE_PERIOD_SECONDS: RangeInclusive<u64> = 0..=2_147_483_647;
+/// ECS's limit of target groups per service.
+const MAX_LOAD_BALANCERS_PER_SERVICE: usize = 5;
+/// Application Auto Scaling quotas per scalable target and per step policy.
+const MAX_POLICIES_PER_SERVICE: usize = 50;
+const MAX_SCHEDULED_ACTIONS_PER_SERVICE: usize = 200;
+const MAX_STEP_ADJUSTMENTS: usize = 20;
+/// Policy and scheduled action names (`PolicyName`, `ScheduledActionName`).
+const MAX_SCALING_NAME_CHARS: usize = 256;
+/// AWS takes any non-negative cooldown; scalegate caps it at one day.
+const COOLDOWN_SECONDS: RangeInclusive<u64> = 0..=86_400;
+/// AWS's bound on `TargetValue` (its low end is "greater than 0" for scalegate).
+const MAX_TARGET_VALUE: f64 = 1.174271e108;
+/// Knative's ranges for the parameters the fast profile borrows.
+const STABLE_WINDOW_SECONDS: RangeInclusive<u64> = 6..=3600;
+const PANIC_THRESHOLD_PERCENT: RangeInclusive<u64> = 110..=1000;
+/// Alarm periods under the fast profile.
+const FAST_ALARM_PERIOD_SECONDS: RangeInclusive<u64> = 1..=86_400;
+/// CloudWatch's longest evaluation range, for periods under an hour and from an hour on.
+const MAX_ALARM_RANGE_SECONDS: u64 = 86_400;
+const MAX_LONG_ALARM_RANGE_SECONDS: u64 = 604_800;
 
 /// Parses YAML into the typed model, reporting the failing field's path and position.
 ///
@@ -139,6 +176,31 @@ fn readable_deserialize_reason(message: &str, path: &str) -> String {
                 `query_string` or `source_ip`; write several list items for several conditions"
             .to_string();
     }
+    if not_one_variant && path.contains(".policies[") && path.ends_with(']') {
+        return "a policy is exactly one of `target_tracking` or `step_scaling`; write several \
+                list items for several policies"
+            .to_string();
+    }
+    if not_one_variant && field == "customized_metric_specification" {
+        return "a customized metric is exactly one of `scrape` (a metric read from an exposition \
+                URL) or `promql` (a query to a Prometheus server)"
+            .to_string();
+    }
+    let backend = message.split('`').nth(1).unwrap_or_default();
+    let is_later_backend = ["docker", "aws", "ecs", "fargate"]
+        .iter()
+        .any(|later| later.eq_ignore_ascii_case(backend));
+    if field == "backend" && message.starts_with("unknown variant") && is_later_backend {
+        return format!(
+            "the `{backend}` backend is not available yet (docker and aws come in later \
+             releases); use `backend: local`, which runs tasks as child processes"
+        );
+    }
+    let is_task_text = path.starts_with("task_definitions[")
+        && (path.contains(".env.") || path.contains(".args["));
+    if is_task_text && message.contains("expected a string") {
+        return format!("{message}; quote it, e.g. `\"1\"` or `\"true\"`");
+    }
     if path.starts_with("registry.") && field.ends_with("ttl_seconds") {
         return message.replace(
             "expected u32",
@@ -152,6 +214,8 @@ fn readable_deserialize_reason(message: &str, path: &str) -> String {
         ("expected u32", "expected a whole number 0–4294967295"),
         ("expected u64", "expected a whole number ≥ 0"),
         ("expected usize", "expected a whole number ≥ 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
     ]
     .iter()
     .fold(message, |message, (rust_type, words)| {
@@ -179,6 +243,24 @@ pub(crate) fn resolve_paths(config: &mut Config, base_dir: &Path) {
         if let Some(file) = file {
             if file.is_relative() {
                 *file = base_dir.join(&*file);
+            }
+        }
+    }
+    for definition in &mut config.task_definitions {
+        // Like a shell: a bare name is looked up on PATH, a path is a file.
+        if definition.command.contains('/') {
+            let command = Path::new(&definition.command);
+            if command.is_relative() {
+                let inside: std::path::PathBuf = command
+                    .components()
+                    .filter(|part| *part != std::path::Component::CurDir)
+                    .collect();
+                definition.command = base_dir.join(inside).to_string_lossy().into_owned();
+            }
+        }
+        if let Some(directory) = &mut definition.working_dir {
+            if directory.is_relative() {
+                *directory = base_dir.join(&*directory);
             }
         }
     }
@@ -219,6 +301,8 @@ pub(crate) fn validate(
     checker.listeners(config);
     checker.target_groups(&config.target_groups);
     checker.registry(&config.registry);
+    checker.task_definitions(&config.task_definitions);
+    checker.services(config);
     if checker.errors.is_empty() {
         Ok(())
     } else {
@@ -1713,5 +1797,7 @@ fn placeholders(value: &str) -> Vec<&str> {
     found
 }
 
+mod schedule;
+mod services;
 #[cfg(test)]
 mod tests;

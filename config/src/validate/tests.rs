@@ -2023,3 +2023,1635 @@ target_groups:
         Some(dir.path().join("targets/extra.json"))
     );
 }
+
+// Task definitions, services and scaling.
+
+/// Task definition `app` with `fields` (YAML indented 4) after its family.
+fn task_with(fields: &str) -> String {
+    format!("task_definitions:\n  - family: app\n{fields}\n")
+}
+
+/// Target groups `web` and `api`, the namespace `scalegate.local` and the task definition `app`
+/// (`sh`, dynamic port): what the service templates build on.
+const SERVICE_BASE: &str = "target_groups:
+  - name: web
+  - name: api
+registry:
+  namespaces:
+    - name: scalegate.local
+task_definitions:
+  - family: app
+    command: sh
+    args: [-c, 'exec sleep 600']
+";
+
+/// [`SERVICE_BASE`] and one service `svc` running `app`, with `fields` (YAML indented 4).
+fn service_with(fields: &str) -> String {
+    format!("{SERVICE_BASE}services:\n  - name: svc\n    task_definition: app\n{fields}\n")
+}
+
+/// A service in target group `web` with scaling 1–10 and `fields` (indented 6) in `scaling`.
+fn scaling_with(fields: &str) -> String {
+    service_with(&format!(
+        "    load_balancers: [{{target_group: web}}]
+    scaling:
+      min_capacity: 1
+      max_capacity: 10
+{fields}"
+    ))
+}
+
+/// A scaling block whose policies are `policies` (list items indented 8).
+fn policies_with(policies: &str) -> String {
+    scaling_with(&format!("      policies:\n{policies}"))
+}
+
+/// One target-tracking policy `cpu` with `fields` (indented 12).
+fn target_tracking_with(fields: &str) -> String {
+    policies_with(&format!(
+        "        - target_tracking:\n            name: cpu\n{fields}"
+    ))
+}
+
+const CPU_METRIC: &str =
+    "predefined_metric_specification: {predefined_metric_type: ECSServiceAverageCPUUtilization}";
+
+/// A target-tracking policy on CPU at 50 % with `fields` (indented 12).
+fn cpu_policy_with(fields: &str) -> String {
+    target_tracking_with(&format!(
+        "            target_value: 50\n            {CPU_METRIC}\n{fields}"
+    ))
+}
+
+const STEP_ALARM: &str = "            alarm:
+              predefined_metric_specification: {predefined_metric_type: ECSServiceAverageCPUUtilization}
+              threshold: 50
+              comparison_operator: GreaterThanOrEqualToThreshold";
+
+/// One step policy `burst` with `fields` (indented 12); a CPU alarm is added when `fields` has
+/// none.
+fn step_with(fields: &str) -> String {
+    let alarm = if fields.contains("alarm:") {
+        ""
+    } else {
+        STEP_ALARM
+    };
+    policies_with(&format!(
+        "        - step_scaling:\n            name: burst\n{fields}\n{alarm}"
+    ))
+}
+
+/// A ChangeInCapacity step policy with `steps` (flow mappings, one per line, indented 14).
+fn steps_with(steps: &str) -> String {
+    step_with(&format!(
+        "            adjustment_type: ChangeInCapacity\n            step_adjustments:\n{steps}"
+    ))
+}
+
+/// One scheduled action `morning` with `fields` (indented 10).
+fn scheduled_with(fields: &str) -> String {
+    scaling_with(&format!(
+        "      scheduled_actions:\n        - name: morning\n{fields}"
+    ))
+}
+
+const TASK: &str = "task_definitions[0]";
+const SERVICE: &str = "services[0]";
+const POLICY: &str = "services[0].scaling.policies[0].target_tracking";
+const STEP: &str = "services[0].scaling.policies[0].step_scaling";
+const ACTION: &str = "services[0].scaling.scheduled_actions[0]";
+
+#[test]
+fn service_templates_are_valid() {
+    parse(&task_with("    command: sh")).unwrap();
+    parse(&service_with("")).unwrap();
+    parse(&cpu_policy_with("")).unwrap();
+    parse(&steps_with(
+        "              - {metric_interval_lower_bound: 0, scaling_adjustment: 1}",
+    ))
+    .unwrap();
+    parse(&scheduled_with(
+        "          schedule: \"cron(0 8 ? * MON-FRI *)\"\n          scalable_target_action: {min_capacity: 2}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn task_definition_defaults_are_ecs() {
+    let config = parse(&service_with("")).unwrap();
+    let definition = &config.task_definitions[0];
+    assert_eq!(definition.cpu, 1024);
+    assert_eq!(definition.memory, 2048);
+    assert_eq!(definition.port, crate::TaskPort::Dynamic);
+    assert_eq!(definition.stop_timeout_seconds, 30);
+    assert_eq!(definition.args, ["-c", "exec sleep 600"]);
+    assert!(definition.env.is_empty() && definition.working_dir.is_none());
+    let service = &config.services[0];
+    assert_eq!(service.desired_count, 1);
+    assert_eq!(
+        service.deployment_configuration,
+        crate::DeploymentConfiguration {
+            minimum_healthy_percent: 100,
+            maximum_percent: 200
+        }
+    );
+    assert_eq!(service.health_check_grace_period_seconds, 0);
+    assert_eq!(service.backend, crate::Backend::Local);
+    assert!(service.load_balancers.is_empty() && service.scaling.is_none());
+    assert_eq!(service.registry_name(), None);
+}
+
+#[test]
+fn task_families() {
+    let text = "task_definitions:
+  - {family: web, command: sh}
+  - {family: web, command: sh}
+  - {family: 'we b', command: sh}
+  - {family: '', command: sh}
+";
+    let error = assert_error(
+        text,
+        "task_definitions[1].family",
+        "family `web` is already defined as task_definitions[0]",
+    );
+    assert_eq!((error.line, error.column), (3, 14));
+    assert_error(text, "task_definitions[2].family", "contains ' '");
+    assert_error(text, "task_definitions[3].family", "must not be empty");
+    assert_error(
+        &format!(
+            "task_definitions: [{{family: {}, command: sh}}]",
+            "f".repeat(256)
+        ),
+        "task_definitions[0].family",
+        "is 256 characters long; at most 255",
+    );
+}
+
+#[test]
+fn task_commands() {
+    assert_error(
+        &task_with("    command: ''"),
+        &format!("{TASK}.command"),
+        "must not be empty",
+    );
+    assert_error(
+        &task_with("    command: ./no-such-program"),
+        &format!("{TASK}.command"),
+        "cannot run ./no-such-program",
+    );
+    assert_error(
+        &task_with("    command: /"),
+        &format!("{TASK}.command"),
+        "/ is not a file",
+    );
+    assert_error(
+        &task_with("    command: sh\n    args: [\"a\\0b\"]"),
+        &format!("{TASK}.args[0]"),
+        "NUL",
+    );
+    let error = assert_error(
+        &task_with("    command: sh\n    args: [-c, 8080]"),
+        &format!("{TASK}.args[1]"),
+        "quote it",
+    );
+    assert_eq!(error.line, 4);
+}
+
+#[cfg(unix)]
+#[test]
+fn command_paths_are_relative_to_the_config_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let script = dir.path().join("bin/serve");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let text = task_with("    command: bin/serve\n    working_dir: bin");
+    let parse_in_dir = |text: &str| crate::parse(text, Path::new("test.yaml"), dir.path());
+    let error = &parse_in_dir(&text).unwrap_err().0[0];
+    assert_eq!(error.path, format!("{TASK}.command"));
+    assert!(error.reason.contains("is not executable"), "{error}");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = parse_in_dir(&text).unwrap();
+    let definition = &config.task_definitions[0];
+    assert_eq!(Path::new(&definition.command), script);
+    assert_eq!(definition.working_dir, Some(dir.path().join("bin")));
+    // A bare name is left for PATH.
+    let config = parse_in_dir(&task_with("    command: sh")).unwrap();
+    assert_eq!(config.task_definitions[0].command, "sh");
+    assert_error(
+        &task_with("    command: sh\n    working_dir: no-such-directory"),
+        &format!("{TASK}.working_dir"),
+        "no-such-directory is not a directory",
+    );
+}
+
+#[test]
+fn task_environment() {
+    let text = task_with(
+        "    command: sh
+    env:
+      GOOD: value
+      PORT: '80'
+      SCALEGATE_TASK_ID: x
+      ECS_CONTAINER_METADATA_URI_V4: x
+      'A=B': x
+      NUL: \"a\\0\"",
+    );
+    assert_error(&text, &format!("{TASK}.env.PORT"), "scalegate sets `PORT`");
+    assert_error(
+        &text,
+        &format!("{TASK}.env.SCALEGATE_TASK_ID"),
+        "scalegate sets `SCALEGATE_TASK_ID` in every task",
+    );
+    assert_error(
+        &text,
+        &format!("{TASK}.env.ECS_CONTAINER_METADATA_URI_V4"),
+        "cannot be set here",
+    );
+    assert_error(
+        &text,
+        &format!("{TASK}.env.A=B"),
+        "not an environment variable name",
+    );
+    assert_error(&text, &format!("{TASK}.env.NUL"), "NUL");
+    assert_eq!(errors(&text).len(), 5);
+    let error = assert_error(
+        &task_with("    command: sh\n    env:\n      DEBUG: 1"),
+        &format!("{TASK}.env.DEBUG"),
+        "invalid type: integer `1`, expected a string; quote it",
+    );
+    assert_eq!((error.line, error.column), (5, 14));
+}
+
+#[test]
+fn task_resources_ports_and_stop_timeout() {
+    let text = task_with(
+        "    command: sh\n    cpu: 64\n    memory: 5\n    port: 0\n    stop_timeout_seconds: 121",
+    );
+    assert_error(&text, &format!("{TASK}.cpu"), "must be 128–196608, not 64");
+    assert_error(&text, &format!("{TASK}.memory"), "must be 6–1048576, not 5");
+    assert_error(
+        &text,
+        &format!("{TASK}.port"),
+        "must be `dynamic` or 1–65535, not 0",
+    );
+    assert_error(
+        &text,
+        &format!("{TASK}.stop_timeout_seconds"),
+        "must be 2–120, not 121",
+    );
+    assert_error(
+        &task_with("    command: sh\n    port: any"),
+        &format!("{TASK}.port"),
+        "expected `dynamic` or a port number 1–65535",
+    );
+    assert_error(
+        &task_with("    command: sh\n    port: 70000"),
+        &format!("{TASK}.port"),
+        "expected `dynamic` or a port number",
+    );
+    for (written, port) in [
+        ("dynamic", crate::TaskPort::Dynamic),
+        ("8080", crate::TaskPort::Fixed(8080)),
+        ("'8080'", crate::TaskPort::Fixed(8080)),
+    ] {
+        let config = parse(&task_with(&format!("    command: sh\n    port: {written}"))).unwrap();
+        assert_eq!(config.task_definitions[0].port, port, "{written}");
+    }
+}
+
+#[test]
+fn task_port_round_trips_through_serde() {
+    for port in [crate::TaskPort::Dynamic, crate::TaskPort::Fixed(9000)] {
+        let json = serde_json::to_value(port).unwrap();
+        assert_eq!(
+            serde_json::from_value::<crate::TaskPort>(json).unwrap(),
+            port
+        );
+    }
+    assert_eq!(
+        serde_json::to_value(crate::TaskPort::Dynamic).unwrap(),
+        serde_json::json!("dynamic")
+    );
+}
+
+#[test]
+fn service_names_and_task_definition_references() {
+    let text = format!(
+        "{SERVICE_BASE}services:
+  - {{name: svc, task_definition: app}}
+  - {{name: svc, task_definition: app:2}}
+  - {{name: 'a.b', task_definition: missing}}
+"
+    );
+    let error = assert_error(
+        &text,
+        "services[1].name",
+        "service `svc` is already defined as services[0]",
+    );
+    assert_eq!((error.line, error.column), (13, 12));
+    assert_error(
+        &text,
+        "services[1].task_definition",
+        "`app:2` names revision 2; name the family alone (`app`)",
+    );
+    assert_error(&text, "services[2].name", "contains '.'");
+    assert_error(
+        &text,
+        "services[2].task_definition",
+        "no task definition with family `missing` (known: `app`)",
+    );
+    assert_error(
+        "services: [{name: svc, task_definition: app}]\n",
+        "services[0].task_definition",
+        "no task_definitions are defined",
+    );
+}
+
+#[test]
+fn desired_count_and_deployment_configuration() {
+    let text = service_with(
+        "    desired_count: 10001
+    deployment_configuration: {minimum_healthy_percent: 101, maximum_percent: 99}
+    health_check_grace_period_seconds: 2147483648",
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.desired_count"),
+        "must be 0–10000, not 10001",
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.deployment_configuration.minimum_healthy_percent"),
+        "must be 0–100, not 101",
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.deployment_configuration.maximum_percent"),
+        "must be at least 100, not 99",
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.health_check_grace_period_seconds"),
+        "must be 0–2147483647",
+    );
+    assert_error(
+        &service_with("    deployment_configuration: {maximum_percent: 100}"),
+        &format!("{SERVICE}.deployment_configuration.maximum_percent"),
+        "no task could ever be replaced",
+    );
+    parse(&service_with(
+        "    deployment_configuration: {minimum_healthy_percent: 50, maximum_percent: 100}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn grace_period_needs_a_load_balancer() {
+    assert_error(
+        &service_with("    health_check_grace_period_seconds: 30"),
+        &format!("{SERVICE}.health_check_grace_period_seconds"),
+        "only used with `load_balancers`",
+    );
+    let config = parse(&service_with(
+        "    health_check_grace_period_seconds: 30\n    load_balancers: [{target_group: web}]",
+    ))
+    .unwrap();
+    assert_eq!(config.services[0].health_check_grace_period_seconds, 30);
+}
+
+#[test]
+fn service_load_balancers() {
+    let text = service_with(
+        "    load_balancers:
+      - target_group: web
+      - target_group: nope
+      - target_group: web",
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.load_balancers[1].target_group"),
+        "no target group named `nope` (known: `web`, `api`)",
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.load_balancers[2].target_group"),
+        "`web` is already listed as services[0].load_balancers[0]",
+    );
+    let six = "[{target_group: web}, {target_group: api}, {target_group: a}, {target_group: b}, \
+               {target_group: c}, {target_group: d}]";
+    assert_error(
+        &service_with(&format!("    load_balancers: {six}")),
+        &format!("{SERVICE}.load_balancers"),
+        "6 target groups; at most 5",
+    );
+    assert_error(
+        &service_with("    load_balancers: [{target_group: web, container_port: 80}]"),
+        &format!("{SERVICE}.load_balancers[0].container_port"),
+        "unknown field `container_port`",
+    );
+}
+
+#[test]
+fn only_the_local_backend_exists_yet() {
+    assert_eq!(
+        parse(&service_with("    backend: local")).unwrap().services[0].backend,
+        crate::Backend::Local
+    );
+    let error = assert_error(
+        &service_with("    backend: docker"),
+        &format!("{SERVICE}.backend"),
+        "the `docker` backend is not available yet",
+    );
+    assert!(error.reason.contains("backend: local"), "{error}");
+    assert_error(
+        &service_with("    backend: aws"),
+        &format!("{SERVICE}.backend"),
+        "the `aws` backend is not available yet",
+    );
+    assert_error(
+        &service_with("    backend: Local"),
+        &format!("{SERVICE}.backend"),
+        "unknown variant `Local`, expected `local`",
+    );
+}
+
+#[test]
+fn service_registry_registration() {
+    let config = parse(&service_with(
+        "    service_registry: {namespace: Scalegate.Local.}",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.services[0].registry_name(),
+        Some(("Scalegate.Local.", "svc"))
+    );
+    let config = parse(&service_with(
+        "    service_registry: {namespace: scalegate.local, service: api-v2}",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.services[0].registry_name(),
+        Some(("scalegate.local", "api-v2"))
+    );
+    assert_error(
+        &service_with("    service_registry: {namespace: other.local}"),
+        &format!("{SERVICE}.service_registry.namespace"),
+        "no registry namespace `other.local` (known: `scalegate.local`)",
+    );
+    assert_error(
+        &service_with("    service_registry: {namespace: x, service: 'a.b'}"),
+        &format!("{SERVICE}.service_registry.service"),
+        "`a.b` is not a registry service name",
+    );
+    let long_name = "s".repeat(63);
+    let text = service_with("    service_registry: {namespace: scalegate.local}")
+        .replace("name: svc", &format!("name: {long_name}"));
+    assert_error(
+        &text,
+        &format!("{SERVICE}.service_registry"),
+        "(the service's name, used when `service` is not set) is not a registry service name",
+    );
+    let label = "s".repeat(62);
+    let long_zone = format!("{0}.{0}.local", "z".repeat(60));
+    let text = format!(
+        "registry:\n  namespaces: [{{name: {long_zone}}}]\n{}",
+        service_with(&format!(
+            "    service_registry: {{namespace: {long_zone}, service: {label}}}"
+        ))
+        .replace(
+            "registry:\n  namespaces:\n    - name: scalegate.local\n",
+            ""
+        )
+    );
+    assert_error(
+        &text,
+        &format!("{SERVICE}.service_registry.service"),
+        "makes the SRV name",
+    );
+    let without_registry = SERVICE_BASE.replace(
+        "registry:\n  namespaces:\n    - name: scalegate.local\n",
+        "",
+    );
+    assert_error(
+        &format!(
+            "{without_registry}services: [{{name: svc, task_definition: app, \
+             service_registry: {{namespace: x}}}}]\n"
+        ),
+        &format!("{SERVICE}.service_registry.namespace"),
+        "registry.namespaces is empty",
+    );
+}
+
+/// [`service_with`], with `app` listening on fixed port 8080.
+fn fixed_port_service_with(fields: &str) -> String {
+    service_with(fields).replace("    command: sh\n", "    command: sh\n    port: 8080\n")
+}
+
+#[test]
+fn a_fixed_port_runs_one_task_at_a_time() {
+    let stop_first =
+        "    deployment_configuration: {minimum_healthy_percent: 0, maximum_percent: 100}";
+    parse(&fixed_port_service_with(stop_first)).unwrap();
+    assert_error(
+        &fixed_port_service_with(""),
+        &format!("{SERVICE}.deployment_configuration.maximum_percent"),
+        "is 200, which starts a replacement task before the old one stops",
+    );
+    assert_error(
+        &fixed_port_service_with(&format!("{stop_first}\n    desired_count: 2")),
+        &format!("{SERVICE}.desired_count"),
+        "asks for 2 tasks, but task definition `app` listens on fixed port 8080",
+    );
+    let scaled = format!(
+        "{stop_first}
+    scaling:
+      min_capacity: 1
+      max_capacity: 3
+      scheduled_actions:
+        - {{name: peak, schedule: 'rate(1 day)', scalable_target_action: {{max_capacity: 4}}}}"
+    );
+    assert_error(
+        &fixed_port_service_with(&scaled),
+        &format!("{SERVICE}.scaling.max_capacity"),
+        "lets scaling run 3 tasks",
+    );
+    assert_error(
+        &fixed_port_service_with(&scaled),
+        &format!("{SERVICE}.scaling.scheduled_actions[0].scalable_target_action"),
+        "sets capacity bounds up to 4",
+    );
+    // A service that never runs a task cannot clash.
+    parse(&fixed_port_service_with("    desired_count: 0")).unwrap();
+}
+
+#[test]
+fn fixed_ports_must_be_free() {
+    let stop_first = "deployment_configuration: {minimum_healthy_percent: 0, maximum_percent: 100}";
+    let text = format!(
+        "admin:\n  address: 127.0.0.1:9901
+listeners:
+  - name: web
+    address: 0.0.0.0:8080
+    default_action: {{fixed_response: {{status_code: 200}}}}
+task_definitions:
+  - {{family: on-listener, command: sh, port: 8080}}
+  - {{family: on-admin, command: sh, port: 9901}}
+  - {{family: free, command: sh, port: 7000}}
+services:
+  - {{name: a, task_definition: on-listener, {stop_first}}}
+  - {{name: b, task_definition: on-admin, {stop_first}}}
+  - {{name: c, task_definition: free, {stop_first}}}
+  - {{name: d, task_definition: free, {stop_first}}}
+"
+    );
+    assert_error(
+        &text,
+        "services[0].task_definition",
+        "fixed port 8080, which listeners[0] (`web`) already uses",
+    );
+    assert_error(
+        &text,
+        "services[1].task_definition",
+        "fixed port 9901, which the admin endpoint already uses",
+    );
+    assert_error(
+        &text,
+        "services[3].task_definition",
+        "fixed port 7000, which services[2] (`c`) already uses",
+    );
+    assert_eq!(errors(&text).len(), 3);
+}
+
+#[test]
+fn scaling_capacity_bounds() {
+    let text = service_with("    scaling: {min_capacity: 5, max_capacity: 2}");
+    let error = assert_error(
+        &text,
+        &format!("{SERVICE}.scaling.min_capacity"),
+        "must not be more than max_capacity (2), not 5",
+    );
+    assert_eq!(error.line, 14);
+    assert_error(
+        &service_with("    scaling: {min_capacity: 0, max_capacity: 10001}"),
+        &format!("{SERVICE}.scaling.max_capacity"),
+        "must be 0–10000, not 10001",
+    );
+    assert_error(
+        &service_with("    scaling: {max_capacity: 3}"),
+        &format!("{SERVICE}.scaling"),
+        "missing field `min_capacity`",
+    );
+    let config = parse(&service_with(
+        "    scaling: {min_capacity: 0, max_capacity: 3}",
+    ))
+    .unwrap();
+    let scaling = config.services[0].scaling.as_ref().unwrap();
+    assert_eq!(scaling.profile, crate::TimingProfile::Fast);
+    assert_eq!(scaling.suspended_state, crate::SuspendedState::default());
+    assert_eq!(scaling.fast, crate::FastProfile::default());
+}
+
+#[test]
+fn suspended_state_and_profiles_are_read() {
+    let config = parse(&cpu_policy_with(
+        "            profile: fast
+      profile: aws
+      suspended_state:
+        dynamic_scaling_in_suspended: true
+        scheduled_scaling_suspended: true
+      fast: {stable_window_seconds: 120}",
+    ))
+    .unwrap();
+    let scaling = config.services[0].scaling.as_ref().unwrap();
+    assert_eq!(scaling.profile, crate::TimingProfile::Aws);
+    assert!(scaling.suspended_state.dynamic_scaling_in_suspended);
+    assert!(!scaling.suspended_state.dynamic_scaling_out_suspended);
+    assert!(scaling.suspended_state.scheduled_scaling_suspended);
+    assert_eq!(
+        scaling.profile_of(&scaling.policies[0]),
+        crate::TimingProfile::Fast
+    );
+    assert_eq!(scaling.fast.stable_window_seconds, 120);
+}
+
+#[test]
+fn fast_profile_ranges() {
+    let text = scaling_with(
+        "      fast:
+        stable_window_seconds: 5
+        panic_window_seconds: 0
+        panic_threshold_percent: 100
+        scale_out_cooldown_seconds: 86401
+        scale_in_cooldown_seconds: 86401",
+    );
+    let fast = format!("{SERVICE}.scaling.fast");
+    assert_error(
+        &text,
+        &format!("{fast}.stable_window_seconds"),
+        "must be 6–3600, not 5",
+    );
+    assert_error(
+        &text,
+        &format!("{fast}.panic_window_seconds"),
+        "must be 1–3600, not 0",
+    );
+    assert_error(
+        &text,
+        &format!("{fast}.panic_threshold_percent"),
+        "must be 110–1000, not 100",
+    );
+    assert_error(
+        &text,
+        &format!("{fast}.scale_out_cooldown_seconds"),
+        "must be 0–86400",
+    );
+    assert_error(
+        &text,
+        &format!("{fast}.scale_in_cooldown_seconds"),
+        "must be 0–86400",
+    );
+    assert_error(
+        &scaling_with("      fast: {stable_window_seconds: 10, panic_window_seconds: 11}"),
+        &format!("{fast}.panic_window_seconds"),
+        "the panic window (11 s) must not be longer than the stable window (10 s)",
+    );
+}
+
+#[test]
+fn fast_settings_must_be_used() {
+    assert_error(
+        &cpu_policy_with("      profile: aws\n      fast: {stable_window_seconds: 30}"),
+        &format!("{SERVICE}.scaling.fast"),
+        "no policy of this service runs the fast profile",
+    );
+    // A policy that runs fast under an aws service uses them.
+    parse(&cpu_policy_with(
+        "            profile: fast\n      profile: aws\n      fast: {stable_window_seconds: 30}",
+    ))
+    .unwrap();
+    assert_error(
+        &cpu_policy_with("            profile: aws\n            fast: {panic_window_seconds: 3}"),
+        &format!("{POLICY}.fast"),
+        "this policy runs the aws profile",
+    );
+}
+
+#[test]
+fn fast_overrides_merge_and_are_checked() {
+    let config = parse(&cpu_policy_with(
+        "            fast: {stable_window_seconds: 30, scale_in_cooldown_seconds: 5}
+      fast: {panic_window_seconds: 3, scale_out_cooldown_seconds: 1}",
+    ))
+    .unwrap();
+    let scaling = config.services[0].scaling.as_ref().unwrap();
+    let crate::ScalingPolicy::TargetTracking(policy) = &scaling.policies[0] else {
+        panic!("a target-tracking policy");
+    };
+    assert_eq!(
+        scaling.fast_profile_of(policy),
+        crate::FastProfile {
+            stable_window_seconds: 30,
+            panic_window_seconds: 3,
+            panic_threshold_percent: 200,
+            scale_out_cooldown_seconds: 1,
+            scale_in_cooldown_seconds: 5,
+        }
+    );
+    assert_eq!(scaling.scale_out_cooldown_seconds(policy), 1);
+    assert_eq!(scaling.scale_in_cooldown_seconds(policy), 5);
+    let text = cpu_policy_with(
+        "            fast: {panic_threshold_percent: 1001, scale_out_cooldown_seconds: 90000}",
+    );
+    assert_error(
+        &text,
+        &format!("{POLICY}.fast.panic_threshold_percent"),
+        "must be 110–1000, not 1001",
+    );
+    assert_error(
+        &text,
+        &format!("{POLICY}.fast.scale_out_cooldown_seconds"),
+        "must be 0–86400",
+    );
+    // The service's panic window (10 s) does not fit in the policy's stable window.
+    assert_error(
+        &cpu_policy_with(
+            "            fast: {stable_window_seconds: 8}\n      fast: {panic_window_seconds: 10}",
+        ),
+        &format!("{POLICY}.fast.stable_window_seconds"),
+        "the panic window (10 s) must not be longer than the stable window (8 s)",
+    );
+}
+
+#[test]
+fn cooldowns_default_by_profile() {
+    let config = parse(&policies_with(
+        "        - target_tracking:
+            name: fast-one
+            target_value: 50
+            predefined_metric_specification: {predefined_metric_type: ECSServiceAverageCPUUtilization}
+        - target_tracking:
+            name: aws-one
+            profile: aws
+            target_value: 50
+            predefined_metric_specification: {predefined_metric_type: ECSServiceAverageMemoryUtilization}
+        - target_tracking:
+            name: own
+            profile: aws
+            target_value: 50
+            scale_out_cooldown_seconds: 7
+            scale_in_cooldown_seconds: 8
+            predefined_metric_specification: {predefined_metric_type: ALBRequestCountPerTarget}
+        - step_scaling:
+            name: step-fast
+            adjustment_type: ExactCapacity
+            step_adjustments: [{metric_interval_lower_bound: 0, scaling_adjustment: 5}]
+            alarm: {threshold: 1, comparison_operator: GreaterThanThreshold, predefined_metric_specification: {predefined_metric_type: ECSServiceAverageCPUUtilization}}
+        - step_scaling:
+            name: step-aws
+            profile: aws
+            adjustment_type: ExactCapacity
+            step_adjustments: [{metric_interval_lower_bound: 0, scaling_adjustment: 5}]
+            alarm: {threshold: 1, comparison_operator: GreaterThanThreshold, predefined_metric_specification: {predefined_metric_type: ECSServiceAverageCPUUtilization}}",
+    ))
+    .unwrap();
+    let scaling = config.services[0].scaling.as_ref().unwrap();
+    let cooldowns: Vec<(u64, u64)> = scaling
+        .policies
+        .iter()
+        .map(|policy| match policy {
+            crate::ScalingPolicy::TargetTracking(policy) => (
+                scaling.scale_out_cooldown_seconds(policy),
+                scaling.scale_in_cooldown_seconds(policy),
+            ),
+            crate::ScalingPolicy::StepScaling(policy) => {
+                let cooldown = scaling.step_cooldown_seconds(policy);
+                (cooldown, cooldown)
+            }
+        })
+        .collect();
+    assert_eq!(
+        cooldowns,
+        [(10, 30), (300, 300), (7, 8), (30, 30), (300, 300)]
+    );
+}
+
+#[test]
+fn a_policy_is_exactly_one_kind() {
+    assert_error(
+        &policies_with("        - {target_tracking: {}, step_scaling: {}}"),
+        "services[0].scaling.policies[0]",
+        "a policy is exactly one of `target_tracking` or `step_scaling`",
+    );
+    assert_error(
+        &policies_with("        - predictive_scaling: {}"),
+        "services[0].scaling.policies[0]",
+        "unknown variant `predictive_scaling`",
+    );
+}
+
+#[test]
+fn policy_names() {
+    let cpu = format!("target_value: 50, {CPU_METRIC}");
+    let memory = "target_value: 50, predefined_metric_specification: {predefined_metric_type: ECSServiceAverageMemoryUtilization}";
+    let text = policies_with(&format!(
+        "        - target_tracking: {{name: cpu, {cpu}}}
+        - target_tracking: {{name: cpu, {memory}}}
+        - target_tracking: {{name: \"tab\\there\", {memory}}}"
+    ));
+    assert_error(
+        &text,
+        "services[0].scaling.policies[1].target_tracking.name",
+        "policy `cpu` is already defined as services[0].scaling.policies[0]",
+    );
+    assert_error(
+        &text,
+        "services[0].scaling.policies[2].target_tracking.name",
+        "contains '\\t'",
+    );
+    let many: String = (0..51)
+        .map(|index| format!("        - target_tracking: {{name: p{index}, {cpu}}}\n"))
+        .collect();
+    assert_error(
+        &policies_with(&many),
+        "services[0].scaling.policies",
+        "51 policies; at most 50",
+    );
+}
+
+#[test]
+fn target_values() {
+    for (value, reason) in [
+        ("0", "must be greater than 0, not 0"),
+        ("-5", "must be greater than 0, not -5"),
+        ("1e109", "must be at most 1.174271e108 (AWS's bound)"),
+    ] {
+        assert_error(
+            &target_tracking_with(&format!(
+                "            target_value: {value}\n            {CPU_METRIC}"
+            )),
+            &format!("{POLICY}.target_value"),
+            reason,
+        );
+    }
+    assert_error(
+        &target_tracking_with(&format!(
+            "            target_value: high\n            {CPU_METRIC}"
+        )),
+        &format!("{POLICY}.target_value"),
+        "invalid type: string \"high\", expected a number",
+    );
+    assert_error(
+        &steps_with("              - {metric_interval_lower_bound: 0, scaling_adjustment: 1.5}"),
+        &format!("{STEP}.step_adjustments[0].scaling_adjustment"),
+        "expected a whole number",
+    );
+    let config = parse(&target_tracking_with(&format!(
+        "            target_value: 0.5\n            {CPU_METRIC}\n            disable_scale_in: true"
+    )))
+    .unwrap();
+    let crate::ScalingPolicy::TargetTracking(policy) =
+        &config.services[0].scaling.as_ref().unwrap().policies[0]
+    else {
+        panic!("a target-tracking policy");
+    };
+    assert_eq!(policy.target_value, 0.5);
+    assert!(policy.disable_scale_in);
+    assert_error(
+        &cpu_policy_with("            scale_in_cooldown_seconds: 86401"),
+        &format!("{POLICY}.scale_in_cooldown_seconds"),
+        "must be 0–86400, not 86401",
+    );
+}
+
+#[test]
+fn a_policy_has_exactly_one_metric() {
+    assert_error(
+        &target_tracking_with("            target_value: 50"),
+        POLICY,
+        "needs a metric: `predefined_metric_specification`",
+    );
+    assert_error(
+        &cpu_policy_with(
+            "            customized_metric_specification: {promql: {server_url: 'http://127.0.0.1:9090', query: up}}",
+        ),
+        POLICY,
+        "set either `predefined_metric_specification` or `customized_metric_specification`, not both",
+    );
+    assert_error(
+        &target_tracking_with(
+            "            target_value: 50\n            predefined_metric_specification: {predefined_metric_type: ECSServiceAverageCPUUtilizationHighResolution}",
+        ),
+        &format!("{POLICY}.predefined_metric_specification.predefined_metric_type"),
+        "unknown variant `ECSServiceAverageCPUUtilizationHighResolution`",
+    );
+}
+
+/// A target-tracking policy on `ALBRequestCountPerTarget` with `label` as its resource label
+/// (none when empty), in a service attached to `groups` (flow list items).
+fn request_count_policy(label: &str, groups: &str) -> String {
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!(", resource_label: {label}")
+    };
+    target_tracking_with(&format!(
+        "            target_value: 100
+            predefined_metric_specification: {{predefined_metric_type: ALBRequestCountPerTarget{label}}}"
+    ))
+    .replace(
+        "load_balancers: [{target_group: web}]",
+        &format!("load_balancers: [{groups}]"),
+    )
+}
+
+#[test]
+fn request_count_targets_the_services_own_group() {
+    let metric = format!("{POLICY}.predefined_metric_specification");
+    let one = "{target_group: web}";
+    let two = "{target_group: web}, {target_group: api}";
+    let target_group = |text: &str| {
+        let config = parse(text).unwrap();
+        let service = &config.services[0];
+        let crate::ScalingPolicy::TargetTracking(policy) =
+            &service.scaling.as_ref().unwrap().policies[0]
+        else {
+            panic!("a target-tracking policy");
+        };
+        let specification = policy.predefined_metric_specification.as_ref().unwrap();
+        specification.target_group(service).map(str::to_string)
+    };
+    assert_eq!(
+        target_group(&request_count_policy("", one)).as_deref(),
+        Some("web")
+    );
+    assert_eq!(
+        target_group(&request_count_policy("api", two)).as_deref(),
+        Some("api")
+    );
+    assert_eq!(
+        target_group(&request_count_policy(
+            "app/shop/50dc6c495c0c9188/targetgroup/api/73e2d6bc24d8a067",
+            two
+        ))
+        .as_deref(),
+        Some("api")
+    );
+    assert_error(
+        &request_count_policy("", two),
+        &metric,
+        "name the target group whose requests are counted in `resource_label`: the service is in `web`, `api`",
+    );
+    assert_error(
+        &request_count_policy("", ""),
+        &metric,
+        "this service has no load_balancers",
+    );
+    assert_error(
+        &request_count_policy("api", one),
+        &format!("{metric}.resource_label"),
+        "target group `api` is not one of this service's load_balancers (the service's are `web`)",
+    );
+    assert_error(
+        &request_count_policy("nope", one),
+        &format!("{metric}.resource_label"),
+        "no target group named `nope`",
+    );
+    assert_error(
+        &cpu_policy_with("").replace(
+            "ECSServiceAverageCPUUtilization}",
+            "ECSServiceAverageCPUUtilization, resource_label: web}",
+        ),
+        &format!("{metric}.resource_label"),
+        "only for ALBRequestCountPerTarget (as on AWS)",
+    );
+}
+
+#[test]
+fn target_tracking_policies_watch_different_metrics() {
+    let text = policies_with(&format!(
+        "        - target_tracking: {{name: a, target_value: 50, {CPU_METRIC}}}
+        - target_tracking: {{name: b, target_value: 70, {CPU_METRIC}}}
+        - target_tracking: {{name: c, target_value: 9, customized_metric_specification: {{promql: {{server_url: 'http://127.0.0.1:9090', query: up}}}}}}
+        - target_tracking: {{name: d, target_value: 9, customized_metric_specification: {{promql: {{server_url: 'http://127.0.0.1:9090', query: up}}}}}}
+        - target_tracking: {{name: e, target_value: 9, customized_metric_specification: {{promql: {{server_url: 'http://127.0.0.1:9090', query: down}}}}}}"
+    ));
+    assert_error(
+        &text,
+        "services[0].scaling.policies[1].target_tracking",
+        "watches the same metric as services[0].scaling.policies[0]",
+    );
+    assert_error(
+        &text,
+        "services[0].scaling.policies[3].target_tracking",
+        "watches the same metric as services[0].scaling.policies[2]",
+    );
+    assert_eq!(errors(&text).len(), 2);
+}
+
+#[test]
+fn customized_metrics() {
+    let custom = |specification: &str| {
+        target_tracking_with(&format!(
+            "            target_value: 10\n            customized_metric_specification: {specification}"
+        ))
+    };
+    let config = parse(&custom(
+        "{scrape: {url: 'http://127.0.0.1:9100/metrics', metric_name: 'job:queue_depth', labels: {queue: jobs}}}",
+    ))
+    .unwrap();
+    let crate::ScalingPolicy::TargetTracking(policy) =
+        &config.services[0].scaling.as_ref().unwrap().policies[0]
+    else {
+        panic!("a target-tracking policy");
+    };
+    let Some(crate::CustomizedMetricSpecification::Scrape(scraped)) =
+        &policy.customized_metric_specification
+    else {
+        panic!("a scraped metric");
+    };
+    assert_eq!(scraped.labels["queue"], "jobs");
+    let path = format!("{POLICY}.customized_metric_specification");
+    let text = custom(
+        "{scrape: {url: 'ftp://host/metrics', metric_name: 1up, labels: {__name__: x, 'a-b': y}}}",
+    );
+    assert_error(
+        &text,
+        &format!("{path}.scrape.url"),
+        "`ftp://host/metrics` is not an `http://` or `https://` URL",
+    );
+    assert_error(
+        &text,
+        &format!("{path}.scrape.metric_name"),
+        "`1up` is not a Prometheus metric name",
+    );
+    assert_error(
+        &text,
+        &format!("{path}.scrape.labels.__name__"),
+        "not starting with a digit or `__`",
+    );
+    assert_error(
+        &text,
+        &format!("{path}.scrape.labels.a-b"),
+        "not a Prometheus label name",
+    );
+    let text = custom("{promql: {server_url: 'http:///api', query: ' '}}");
+    assert_error(&text, &format!("{path}.promql.server_url"), "has no host");
+    assert_error(&text, &format!("{path}.promql.query"), "must not be empty");
+    assert_error(
+        &custom("{promql: {server_url: 'http://a b', query: up}}"),
+        &format!("{path}.promql.server_url"),
+        "contains ' '",
+    );
+    assert_error(
+        &custom("{scrape: {url: 'http://a', metric_name: b}, promql: {server_url: 'http://a', query: up}}"),
+        &path,
+        "a customized metric is exactly one of `scrape`",
+    );
+}
+
+#[test]
+fn aws_worked_step_example_is_valid() {
+    // Threshold 50: out steps 0–10 +0 %, 10–20 +10 %, 20–∞ +30 %; in steps −10–0 0,
+    // −20–−10 −10 %, −∞–−20 −30 % (autoscaling-semantics.md §1.3).
+    let text = step_with(
+        "            adjustment_type: PercentChangeInCapacity
+            min_adjustment_magnitude: 2
+            cooldown_seconds: 60
+            metric_aggregation_type: Maximum
+            step_adjustments:
+              - {metric_interval_lower_bound: 0, metric_interval_upper_bound: 10, scaling_adjustment: 0}
+              - {metric_interval_lower_bound: 10, metric_interval_upper_bound: 20, scaling_adjustment: 10}
+              - {metric_interval_lower_bound: 20, scaling_adjustment: 30}
+              - {metric_interval_lower_bound: -10, metric_interval_upper_bound: 0, scaling_adjustment: 0}
+              - {metric_interval_lower_bound: -20, metric_interval_upper_bound: -10, scaling_adjustment: -10}
+              - {metric_interval_upper_bound: -20, scaling_adjustment: -30}
+            alarm:
+              customized_metric_specification: {scrape: {url: 'http://127.0.0.1:9100/metrics', metric_name: load}}
+              statistic: SampleCount
+              period_seconds: 10
+              threshold: 50
+              comparison_operator: GreaterThanThreshold
+              evaluation_periods: 5
+              datapoints_to_alarm: 3",
+    );
+    let config = parse(&text).unwrap();
+    let scaling = config.services[0].scaling.as_ref().unwrap();
+    let crate::ScalingPolicy::StepScaling(policy) = &scaling.policies[0] else {
+        panic!("a step policy");
+    };
+    assert_eq!(policy.step_adjustments.len(), 6);
+    assert_eq!(policy.step_adjustments[5].metric_interval_lower_bound, None);
+    assert_eq!(
+        policy.metric_aggregation_type,
+        crate::MetricAggregationType::Maximum
+    );
+    assert_eq!(scaling.step_cooldown_seconds(policy), 60);
+    assert_eq!(policy.alarm.statistic, crate::Statistic::SampleCount);
+    assert_eq!(policy.alarm.effective_datapoints_to_alarm(), 3);
+    // Alarm defaults: Average over one 60 s period.
+    let config = parse(&steps_with(
+        "              - {metric_interval_lower_bound: 0, scaling_adjustment: 1}",
+    ))
+    .unwrap();
+    let crate::ScalingPolicy::StepScaling(policy) =
+        &config.services[0].scaling.as_ref().unwrap().policies[0]
+    else {
+        panic!("a step policy");
+    };
+    assert_eq!(policy.alarm.statistic, crate::Statistic::Average);
+    assert_eq!(policy.alarm.period_seconds, 60);
+    assert_eq!(policy.alarm.effective_datapoints_to_alarm(), 1);
+    assert_eq!(
+        policy.metric_aggregation_type,
+        crate::MetricAggregationType::Average
+    );
+}
+
+#[test]
+fn step_bounds_are_well_formed() {
+    let steps = format!("{STEP}.step_adjustments");
+    let text = steps_with(
+        "              - {scaling_adjustment: 1}
+              - {metric_interval_lower_bound: 5, metric_interval_upper_bound: 5, scaling_adjustment: 1}",
+    );
+    assert_error(
+        &text,
+        &format!("{steps}[0]"),
+        "needs metric_interval_lower_bound, metric_interval_upper_bound or both",
+    );
+    assert_error(
+        &text,
+        &format!("{steps}[1].metric_interval_upper_bound"),
+        "must be greater than metric_interval_lower_bound (5), not 5",
+    );
+    let text = steps_with(
+        "              - {metric_interval_upper_bound: 0, scaling_adjustment: -1}
+              - {metric_interval_upper_bound: -5, scaling_adjustment: -2}
+              - {metric_interval_lower_bound: 0, scaling_adjustment: 1}
+              - {metric_interval_lower_bound: 5, scaling_adjustment: 2}",
+    );
+    assert_error(
+        &text,
+        &format!("{steps}[1]"),
+        "only one step may leave metric_interval_lower_bound unset (−∞), and services[0].scaling.policies[0].step_scaling.step_adjustments[0] does already",
+    );
+    assert_error(
+        &text,
+        &format!("{steps}[3]"),
+        "only one step may leave metric_interval_upper_bound unset (+∞)",
+    );
+    assert_error(
+        &steps_with(""),
+        &steps,
+        "invalid type: null, expected a sequence",
+    );
+    assert_error(
+        &step_with(
+            "            adjustment_type: ChangeInCapacity\n            step_adjustments: []",
+        ),
+        &steps,
+        "needs at least one step",
+    );
+    let many: String = (0..21)
+        .map(|index| {
+            format!(
+                "              - {{metric_interval_lower_bound: {index}, metric_interval_upper_bound: {}, scaling_adjustment: 1}}\n",
+                index + 1
+            )
+        })
+        .collect();
+    assert_error(&steps_with(&many), &steps, "21 steps; at most 20");
+}
+
+#[test]
+fn steps_cover_their_range_without_gaps_or_overlaps() {
+    let steps = format!("{STEP}.step_adjustments");
+    assert_error(
+        &steps_with(
+            "              - {metric_interval_lower_bound: 10, scaling_adjustment: 2}
+              - {metric_interval_lower_bound: 0, metric_interval_upper_bound: 5, scaling_adjustment: 1}",
+        ),
+        &format!("{steps}[0].metric_interval_lower_bound"),
+        "leaves a gap after services[0].scaling.policies[0].step_scaling.step_adjustments[1], which ends at 5",
+    );
+    assert_error(
+        &steps_with(
+            "              - {metric_interval_lower_bound: 0, metric_interval_upper_bound: 10, scaling_adjustment: 1}
+              - {metric_interval_lower_bound: 5, scaling_adjustment: 2}",
+        ),
+        &format!("{steps}[1].metric_interval_lower_bound"),
+        "overlaps services[0].scaling.policies[0].step_scaling.step_adjustments[0], which ends at 10",
+    );
+    assert_error(
+        &steps_with(
+            "              - {metric_interval_lower_bound: -10, metric_interval_upper_bound: 0, scaling_adjustment: -1}",
+        ),
+        &format!("{steps}[0].metric_interval_lower_bound"),
+        "is negative (-10), so, as AWS requires, the lowest step must have no lower bound",
+    );
+    assert_error(
+        &steps_with(
+            "              - {metric_interval_lower_bound: 0, metric_interval_upper_bound: 10, scaling_adjustment: 1}",
+        ),
+        &format!("{steps}[0].metric_interval_upper_bound"),
+        "is positive (10), so, as AWS requires, the highest step must have no upper bound",
+    );
+    // A scale-in policy: everything below the threshold, in two steps.
+    parse(&steps_with(
+        "              - {metric_interval_upper_bound: -10, scaling_adjustment: -2}
+              - {metric_interval_lower_bound: -10, metric_interval_upper_bound: 0, scaling_adjustment: -1}",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn adjustment_types_and_magnitudes() {
+    let text = step_with(
+        "            adjustment_type: ExactCapacity
+            min_adjustment_magnitude: 2
+            cooldown_seconds: 86401
+            step_adjustments: [{metric_interval_lower_bound: 0, scaling_adjustment: -1}]",
+    );
+    assert_error(
+        &text,
+        &format!("{STEP}.step_adjustments[0].scaling_adjustment"),
+        "is a capacity with `ExactCapacity`, so it must not be negative, not -1",
+    );
+    assert_error(
+        &text,
+        &format!("{STEP}.min_adjustment_magnitude"),
+        "only for `adjustment_type: PercentChangeInCapacity`",
+    );
+    assert_error(
+        &text,
+        &format!("{STEP}.cooldown_seconds"),
+        "must be 0–86400, not 86401",
+    );
+    assert_error(
+        &step_with(
+            "            adjustment_type: PercentChangeInCapacity
+            min_adjustment_magnitude: 0
+            step_adjustments: [{metric_interval_lower_bound: 0, scaling_adjustment: 50}]",
+        ),
+        &format!("{STEP}.min_adjustment_magnitude"),
+        "must be at least 1, not 0",
+    );
+    assert_error(
+        &step_with(
+            "            adjustment_type: Percent\n            step_adjustments: [{metric_interval_lower_bound: 0, scaling_adjustment: 50}]",
+        ),
+        &format!("{STEP}.adjustment_type"),
+        "unknown variant `Percent`, expected one of `ChangeInCapacity`",
+    );
+}
+
+/// A step policy whose alarm has `fields` (indented 14) besides a CPU metric and threshold.
+fn alarm_with(fields: &str) -> String {
+    step_with(&format!(
+        "            adjustment_type: ChangeInCapacity
+            step_adjustments: [{{metric_interval_lower_bound: 0, scaling_adjustment: 1}}]
+            alarm:
+              predefined_metric_specification: {{predefined_metric_type: ECSServiceAverageCPUUtilization}}
+              threshold: 80
+{fields}"
+    ))
+}
+
+#[test]
+fn alarms() {
+    let alarm = format!("{STEP}.alarm");
+    assert_error(
+        &alarm_with(""),
+        &alarm,
+        "missing field `comparison_operator`",
+    );
+    let text = alarm_with(
+        "              comparison_operator: GreaterThanThreshold
+              evaluation_periods: 0
+              datapoints_to_alarm: 2",
+    );
+    assert_error(
+        &text,
+        &format!("{alarm}.evaluation_periods"),
+        "must be at least 1, not 0",
+    );
+    assert_error(
+        &text,
+        &format!("{alarm}.datapoints_to_alarm"),
+        "must be 1–0 (evaluation_periods), not 2",
+    );
+    assert_error(
+        &alarm_with(
+            "              comparison_operator: LessThanThreshold\n              evaluation_periods: 3\n              datapoints_to_alarm: 4",
+        ),
+        &format!("{alarm}.datapoints_to_alarm"),
+        "must be 1–3 (evaluation_periods), not 4",
+    );
+    assert_error(
+        &alarm_with("              comparison_operator: LessThanLowerThreshold"),
+        &format!("{alarm}.comparison_operator"),
+        "unknown variant `LessThanLowerThreshold`",
+    );
+    assert_error(
+        &alarm_with(
+            "              comparison_operator: GreaterThanThreshold\n              evaluation_periods: 1441",
+        ),
+        &format!("{alarm}.evaluation_periods"),
+        "1441 periods of 60 s span 86460 s; an alarm looks back at most 86400 s",
+    );
+    parse(&alarm_with(
+        "              comparison_operator: GreaterThanThreshold\n              period_seconds: 3600\n              evaluation_periods: 168",
+    ))
+    .unwrap();
+    assert_error(
+        &step_with("            alarm: {threshold: 1, comparison_operator: GreaterThanThreshold}\n            adjustment_type: ChangeInCapacity\n            step_adjustments: [{metric_interval_lower_bound: 0, scaling_adjustment: 1}]"),
+        &alarm,
+        "needs a metric",
+    );
+}
+
+#[test]
+fn alarm_periods_follow_the_profile() {
+    let period = format!("{STEP}.alarm.period_seconds");
+    let with_period = |seconds: u64, profile: &str| {
+        alarm_with(&format!(
+            "              comparison_operator: GreaterThanThreshold\n              period_seconds: {seconds}"
+        ))
+        .replace("            alarm:\n", &format!("            profile: {profile}\n            alarm:\n"))
+    };
+    for seconds in [10, 20, 30, 60, 120] {
+        parse(&with_period(seconds, "aws")).unwrap();
+    }
+    for seconds in [0, 1, 45, 90] {
+        assert_error(
+            &with_period(seconds, "aws"),
+            &period,
+            "must be 10, 20, 30 or a multiple of 60 under the aws profile",
+        );
+    }
+    parse(&with_period(1, "fast")).unwrap();
+    parse(&with_period(45, "fast")).unwrap();
+    assert_error(&with_period(0, "fast"), &period, "must be 1–86400, not 0");
+}
+
+#[test]
+fn schedule_expressions() {
+    use super::schedule::check_schedule;
+    for valid in [
+        "at(2026-06-01T08:00:00)",
+        "at(2028-02-29T23:59:59)",
+        "rate(1 minute)",
+        "rate(5 minutes)",
+        "rate(2 hours)",
+        "rate(1 day)",
+        "cron(0 8 ? * MON-FRI *)",
+        "cron(0/15 * * * ? *)",
+        "cron(0 18 L * ? *)",
+        "cron(0 18 LW * ? *)",
+        "cron(0 0 15W * ? 2026)",
+        "cron(0 9 ? * 6#3 *)",
+        "cron(0 10 ? * 2L *)",
+        "cron(0 10 ? * L *)",
+        "cron(30 8 1,15 JAN-MAR ? 2026-2030)",
+        "cron(*/5 9-17 ? * mon,wed,fri *)",
+        "cron(0   8  ? * * *)",
+    ] {
+        assert_eq!(check_schedule(valid), Ok(()), "{valid}");
+    }
+    for (invalid, reason) in [
+        (
+            "every 5 minutes",
+            "is not a schedule expression; write `at(yyyy-mm-ddThh:mm:ss)`",
+        ),
+        ("once(2026)", "`once(...)` is not a schedule expression"),
+        (
+            "at(2026-02-30T08:00:00)",
+            "2026-02-30T08:00:00 is not a date and time",
+        ),
+        ("at(2026-06-01T25:00:00)", "is not a date and time"),
+        (
+            "at(2026-06-01 08:00:00)",
+            "an `at` expression is `at(yyyy-mm-ddThh:mm:ss)`",
+        ),
+        ("at(2026-06-01T08:00:00Z)", "no offset"),
+        (
+            "rate(0 minutes)",
+            "the rate's value `0` is not a positive whole number",
+        ),
+        ("rate(1.5 hours)", "`1.5` is not a positive whole number"),
+        ("rate(5 weeks)", "the rate's unit `weeks` is not minute"),
+        ("rate(5)", "a `rate` expression is `rate(value unit)`"),
+        ("cron(0 8 * * ?)", "has 6 fields"),
+        ("cron(0 8 * * ? * *)", "not 7"),
+        (
+            "cron(60 8 ? * * *)",
+            "minutes field `60`: 60 is outside 0–59",
+        ),
+        ("cron(0 24 ? * * *)", "hours field `24`: 24 is outside 0–23"),
+        (
+            "cron(0 8 0 * ? *)",
+            "day-of-month field `0`: 0 is outside 1–31",
+        ),
+        (
+            "cron(0 8 ? 13 * *)",
+            "month field `13`: 13 is outside 1–12 or JAN–DEC",
+        ),
+        (
+            "cron(0 8 ? FOO * *)",
+            "month field `FOO`: `FOO` is not a value (1–12 or JAN–DEC)",
+        ),
+        (
+            "cron(0 8 ? * 8 *)",
+            "day-of-week field `8`: 8 is outside 1–7 or SUN–SAT",
+        ),
+        (
+            "cron(0 8 ? * * 1969)",
+            "year field `1969`: 1969 is outside 1970–2199",
+        ),
+        (
+            "cron(0 8 * * * *)",
+            "exactly one of day-of-month and day-of-week must be `?`",
+        ),
+        (
+            "cron(0 8 ? * ? *)",
+            "exactly one of day-of-month and day-of-week must be `?`",
+        ),
+        (
+            "cron(? 8 1 * ? *)",
+            "minutes field `?`: `?` is only for day-of-month and day-of-week",
+        ),
+        (
+            "cron(0/0 8 ? * * *)",
+            "the step after `/` must be a positive whole number",
+        ),
+        ("cron(0 8 ? * 2#6 *)", "the week after `#` must be 1–5"),
+        ("cron(0 8 1,,2 * ? *)", "has an empty item"),
+        ("cron(0 8 ? * 3W *)", "`3W` is not a value"),
+        ("cron(0 8 L# * ? *)", "`L#` is not a value"),
+    ] {
+        let error = check_schedule(invalid).unwrap_err();
+        assert!(
+            error.contains(reason),
+            "`{invalid}`: expected `{reason}` in `{error}`"
+        );
+    }
+}
+
+#[test]
+fn scheduled_actions() {
+    let config = parse(&scheduled_with(
+        "          schedule: \"cron(0 8 ? * MON-FRI *)\"
+          timezone: Europe/Berlin
+          start_time: 2026-01-01T00:00:00Z
+          end_time: \"2026-12-31T23:00:00+01:00\"
+          scalable_target_action: {min_capacity: 2, max_capacity: 8}",
+    ))
+    .unwrap();
+    let action = &config.services[0]
+        .scaling
+        .as_ref()
+        .unwrap()
+        .scheduled_actions[0];
+    assert_eq!(action.timezone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(action.scalable_target_action.max_capacity, Some(8));
+    let error = assert_error(
+        &scheduled_with(
+            "          schedule: \"cron(0 8 ? * MON-FRY *)\"\n          scalable_target_action: {min_capacity: 2}",
+        ),
+        &format!("{ACTION}.schedule"),
+        "`cron(0 8 ? * MON-FRY *)`: day-of-week field `MON-FRY`: `FRY` is not a value",
+    );
+    assert_eq!((error.line, error.column), (20, 21));
+    let text = scheduled_with(
+        "          schedule: rate(1 hour)
+          timezone: europe/berlin
+          start_time: 2026-01-01T00:00:00
+          end_time: 2025-01-01T00:00:00Z
+          scalable_target_action: {}",
+    );
+    assert_error(
+        &text,
+        &format!("{ACTION}.timezone"),
+        "write the time zone as the database spells it: `Europe/Berlin`",
+    );
+    assert_error(
+        &text,
+        &format!("{ACTION}.start_time"),
+        "`2026-01-01T00:00:00` is not an RFC 3339 timestamp",
+    );
+    assert_error(
+        &text,
+        &format!("{ACTION}.scalable_target_action"),
+        "set min_capacity, max_capacity or both",
+    );
+    assert_error(
+        &scheduled_with(
+            "          schedule: rate(1 hour)
+          timezone: Mars/Olympus_Mons
+          start_time: 2026-01-01T00:00:00Z
+          end_time: 2026-01-01T00:00:00Z
+          scalable_target_action: {min_capacity: 9, max_capacity: 10001}",
+        ),
+        &format!("{ACTION}.timezone"),
+        "`Mars/Olympus_Mons` is not an IANA time zone name",
+    );
+    let text = scheduled_with(
+        "          schedule: rate(1 hour)
+          start_time: 2026-01-01T00:00:00Z
+          end_time: 2026-01-01T00:00:00Z
+          scalable_target_action: {min_capacity: 10001, max_capacity: 9}",
+    );
+    assert_error(
+        &text,
+        &format!("{ACTION}.end_time"),
+        "must be later than start_time (2026-01-01T00:00:00Z), not 2026-01-01T00:00:00Z",
+    );
+    assert_error(
+        &text,
+        &format!("{ACTION}.scalable_target_action.min_capacity"),
+        "must be 0–10000, not 10001",
+    );
+    assert_error(
+        &text,
+        &format!("{ACTION}.scalable_target_action.min_capacity"),
+        "must not be more than max_capacity (9), not 10001",
+    );
+    for zone in [
+        "UTC",
+        "Etc/GMT+9",
+        "Pacific/Tahiti",
+        "America/Argentina/Buenos_Aires",
+    ] {
+        parse(&scheduled_with(&format!(
+            "          schedule: rate(1 hour)\n          timezone: {zone}\n          scalable_target_action: {{max_capacity: 5}}"
+        )))
+        .unwrap();
+    }
+}
+
+#[test]
+fn scheduled_action_names() {
+    let action = |name: &str| {
+        format!("        - {{name: {name}, schedule: 'rate(1 day)', scalable_target_action: {{min_capacity: 1}}}}\n")
+    };
+    let text = scaling_with(&format!(
+        "      scheduled_actions:\n{}{}{}{}",
+        action("night"),
+        action("night"),
+        action("'a:b'"),
+        action("' lead'"),
+    ));
+    let actions = "services[0].scaling.scheduled_actions";
+    assert_error(
+        &text,
+        &format!("{actions}[1].name"),
+        "scheduled action `night` is already defined as services[0].scaling.scheduled_actions[0]",
+    );
+    assert_error(&text, &format!("{actions}[2].name"), "contains ':'");
+    assert_error(
+        &text,
+        &format!("{actions}[3].name"),
+        "must not start with a space",
+    );
+    let many: String = (0..201).map(|index| action(&format!("a{index}"))).collect();
+    assert_error(
+        &scaling_with(&format!("      scheduled_actions:\n{many}")),
+        actions,
+        "201 scheduled actions; at most 200",
+    );
+}
+
+#[test]
+fn every_service_error_is_reported() {
+    let text = format!(
+        "{SERVICE_BASE}services:
+  - name: svc
+    task_definition: app
+    desired_count: 20000
+    load_balancers: [{{target_group: nope}}]
+    scaling:
+      min_capacity: 3
+      max_capacity: 2
+      policies:
+        - target_tracking: {{name: cpu, target_value: 0, {CPU_METRIC}}}
+      scheduled_actions:
+        - {{name: x, schedule: 'rate(0 days)', scalable_target_action: {{}}}}
+"
+    );
+    let all = errors(&text);
+    let paths: Vec<&str> = all.iter().map(|error| error.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "services[0].desired_count",
+            "services[0].load_balancers[0].target_group",
+            "services[0].scaling.min_capacity",
+            "services[0].scaling.policies[0].target_tracking.target_value",
+            "services[0].scaling.scheduled_actions[0].schedule",
+            "services[0].scaling.scheduled_actions[0].scalable_target_action",
+        ],
+        "{}",
+        ConfigErrors(all.clone())
+    );
+}
