@@ -11,10 +11,12 @@
 //!   runtimes means deployments, replacement, draining and scale-in order are written once.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::broadcast;
 
 use crate::service::TaskDefinition;
-use crate::task::{StopReason, Task, TaskId};
+use crate::task::{StopReason, Task, TaskExit, TaskId};
 
 /// Why a backend call failed. A failure becomes a `Failed` scaling activity with this message
 /// in its cause; it never stops the autoscaler.
@@ -104,27 +106,51 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = Result<ResourceUsage, BackendError>> + Send;
 }
 
+/// Something that happened to a task without the scheduler asking for it, or the end of
+/// something it asked for: the scheduler learns of crashes from these instead of polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    /// The task's process ended and the task is `STOPPED`. With `stop_requested` false it
+    /// crashed or exited on its own, and the scheduler replaces it (with backoff).
+    Exited {
+        /// The task.
+        id: TaskId,
+        /// Its service.
+        service: String,
+        /// How it ended.
+        exit: TaskExit,
+        /// When the exit was observed.
+        at: SystemTime,
+        /// Whether [`TaskRuntime::stop`] had been called for it (the exit was asked for).
+        stop_requested: bool,
+    },
+}
+
 /// Starts, stops and measures single tasks, for the backends where scalegate is the scheduler.
 ///
 /// Draining is not the runtime's job: by the time [`TaskRuntime::stop`] is called the scheduler
 /// has deregistered the task and waited for draining and the DNS TTL.
 pub trait TaskRuntime: Send + Sync {
-    /// Starts a task of `definition` with the given ID and port (`$PORT`), returning it in
-    /// `PENDING` or later.
+    /// Starts a task of `definition` for `service` with the given ID and port (`$PORT`),
+    /// returning it in `PENDING` or later. The service is a parameter because a task definition
+    /// can be shared by services while a task (its log stream, its metadata) belongs to one.
     fn start(
         &self,
+        service: &str,
         definition: &TaskDefinition,
         id: TaskId,
         port: u16,
     ) -> impl Future<Output = Result<Task, BackendError>> + Send;
 
     /// Signals the task to stop (SIGTERM), waits up to `stop_timeout`, then kills it (SIGKILL).
+    /// Returns the task once it is `STOPPED`, with its stop reason and exit, so the caller does
+    /// not race the exit event to learn how it ended. Stopping a stopped task returns it as is.
     fn stop(
         &self,
         id: &TaskId,
         reason: StopReason,
         stop_timeout: Duration,
-    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    ) -> impl Future<Output = Result<Task, BackendError>> + Send;
 
     /// The tasks this runtime knows, including ones a previous scalegate started (Docker labels),
     /// so that a restart adopts them instead of starting duplicates.
@@ -135,4 +161,8 @@ pub trait TaskRuntime: Send + Sync {
         &self,
         id: &TaskId,
     ) -> impl Future<Output = Result<ResourceUsage, BackendError>> + Send;
+
+    /// Task events from now on. The channel is bounded: a receiver that falls behind gets
+    /// `RecvError::Lagged` and should resynchronise with [`TaskRuntime::list`].
+    fn subscribe(&self) -> broadcast::Receiver<TaskEvent>;
 }

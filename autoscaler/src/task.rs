@@ -11,6 +11,14 @@ use crate::service::TaskDefinitionRevision;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId(pub String);
 
+impl TaskId {
+    /// A fresh ID in ECS's shape (32 lowercase hex digits), random so that IDs do not repeat
+    /// across scalegate restarts and log files of different runs never collide.
+    pub fn random() -> TaskId {
+        TaskId(format!("{:032x}", fastrand::u128(..)))
+    }
+}
+
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -136,6 +144,40 @@ impl StopReason {
     }
 }
 
+/// How a task's process ended: ECS reports a container's `exitCode`; a process killed by a
+/// signal has none, so the signal is kept instead (SIGKILL after the stop timeout, the OOM killer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskExit {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal (its number) ended it.
+    Signal(i32),
+}
+
+impl TaskExit {
+    /// The exit code, when it exited rather than being killed.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            TaskExit::Code(code) => Some(code),
+            TaskExit::Signal(_) => None,
+        }
+    }
+
+    /// Whether it exited with status 0.
+    pub fn success(self) -> bool {
+        self == TaskExit::Code(0)
+    }
+}
+
+impl fmt::Display for TaskExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskExit::Code(code) => write!(f, "exit code {code}"),
+            TaskExit::Signal(signal) => write!(f, "killed by signal {signal}"),
+        }
+    }
+}
+
 /// A task as a backend reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
@@ -155,6 +197,13 @@ pub struct Task {
     pub created_at: SystemTime,
     /// Why it stopped, once it is stopping.
     pub stop_reason: Option<StopReason>,
+    /// The process ID of the task's process-group leader (local backend), so that a user can
+    /// find it with `ps` and signal the whole task with `kill -- -PID`.
+    pub pid: Option<u32>,
+    /// How the process ended, once it has (`containers[].exitCode` in ECS).
+    pub exit: Option<TaskExit>,
+    /// When it reached `STOPPED` (ECS `stoppedAt`).
+    pub stopped_at: Option<SystemTime>,
 }
 
 #[cfg(test)]
@@ -185,6 +234,23 @@ mod tests {
         assert!(TaskState::Deactivating.is_stopping());
         assert!(TaskState::Stopping.counts_toward_maximum());
         assert!(!TaskState::Stopped.counts_toward_maximum());
+    }
+
+    #[test]
+    fn random_ids_look_like_ecs_task_ids() {
+        let id = TaskId::random();
+        assert_eq!(id.0.len(), 32);
+        assert!(id.0.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, TaskId::random());
+    }
+
+    #[test]
+    fn exits_describe_themselves() {
+        assert_eq!(TaskExit::Code(3).to_string(), "exit code 3");
+        assert_eq!(TaskExit::Signal(9).to_string(), "killed by signal 9");
+        assert_eq!(TaskExit::Signal(9).code(), None);
+        assert!(TaskExit::Code(0).success());
+        assert!(!TaskExit::Code(1).success());
     }
 
     #[test]
