@@ -6,6 +6,7 @@ mod app;
 mod registry_api;
 mod reload;
 mod target_discovery;
+mod task_exec;
 
 /// mimalloc instead of glibc malloc: the request path makes a few small allocations per
 /// request (hyper's futures, header values), and glibc's allocator showed as ~8% of proxy CPU
@@ -71,10 +72,28 @@ enum Command {
     /// Run the workload server that example and test services run as their tasks
     /// (docs/workload.md).
     Workload(scalegate_loadtest::workload::WorkloadArgs),
+    /// Internal: the supervisor a local task runs under, so that the task's whole process group
+    /// dies with scalegate (see autoscaler/src/local/supervisor.rs).
+    #[command(hide = true)]
+    TaskExec {
+        /// The scalegate process the task belongs to.
+        #[arg(long, value_name = "PID")]
+        parent_pid: u32,
+        /// The task's command and arguments.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::TaskExec {
+        parent_pid,
+        command,
+    } = cli.command
+    {
+        task_exec::run(parent_pid, command);
+    }
     let log_format = cli.log_format;
     init_logging(log_format, cli.log_level.as_deref());
     let result = match cli.command {
@@ -91,6 +110,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
+        Command::TaskExec { .. } => unreachable!("task-exec is dispatched before logging"),
         Command::Workload(args) => {
             match args
                 .into_options()

@@ -23,6 +23,7 @@
 
 pub mod activity;
 pub mod backend;
+pub mod local;
 pub mod scaling;
 pub mod scheduler;
 pub mod service;
