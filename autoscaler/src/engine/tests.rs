@@ -1,0 +1,1 @@
+//! Engine tests: hand-computed cases on a fake clock.
