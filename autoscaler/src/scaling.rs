@@ -432,6 +432,30 @@ mod tests {
     }
 
     #[test]
+    fn target_tracking_never_removes_so_much_that_the_metric_exceeds_the_target() {
+        // For every case: the new count keeps current × metric / new ≤ target, and one task
+        // fewer would not (conservative in both directions, and no more than needed).
+        for current in 1..=40u32 {
+            for metric_tenths in 0..=1500u32 {
+                let metric = f64::from(metric_tenths) / 10.0;
+                let target = 55.0;
+                let new = target_tracking_capacity(current, metric, target).unwrap();
+                let load = f64::from(current) * metric;
+                assert!(
+                    load <= f64::from(new) * target + 1e-6,
+                    "{current} {metric} → {new}"
+                );
+                if new > 0 {
+                    assert!(
+                        load > f64::from(new - 1) * target + 1e-6,
+                        "{current} {metric} → {new}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn target_tracking_ignores_floating_point_noise() {
         assert_eq!(target_tracking_capacity(3, 0.7, 0.7), Some(3));
         assert_eq!(target_tracking_capacity(10, 0.3, 0.1 + 0.2), Some(10));

@@ -144,6 +144,9 @@ pub(crate) struct Want {
     pub detail: String,
     /// Set when the policy's own cooldown holds the change.
     pub blocked: Option<Block>,
+    /// Whether the policy was triggered in this evaluation. An `aws` policy's scale-in vote
+    /// stands between its once-a-minute evaluations but acts only when they happen.
+    pub triggered: bool,
 }
 
 /// Why a wanted change is held.
@@ -181,13 +184,16 @@ impl Vote {
 }
 
 /// When the target last scaled by policy: the cooldown clocks.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Clocks {
-    /// The last policy scale-out: when, and from which desired count.
-    last_out: Option<(SystemTime, u32)>,
+    /// Recent policy scale-outs, oldest first: when, and from which desired count. Bounded.
+    outs: VecDeque<(SystemTime, u32)>,
     /// The last policy scale-in.
     last_in: Option<SystemTime>,
 }
+
+/// How many scale-outs [`Clocks`] remembers; more than any cooldown sees in practice.
+const REMEMBERED_SCALE_OUTS: usize = 64;
 
 fn left(now: SystemTime, at: SystemTime, cooldown: Duration) -> Option<Duration> {
     let elapsed = now.duration_since(at).unwrap_or(Duration::ZERO);
@@ -195,18 +201,35 @@ fn left(now: SystemTime, at: SystemTime, cooldown: Duration) -> Option<Duration>
 }
 
 impl Clocks {
-    /// Time left of a scale-out cooldown.
+    fn record_out(&mut self, at: SystemTime, from: u32) {
+        if self.outs.len() == REMEMBERED_SCALE_OUTS {
+            self.outs.pop_front();
+        }
+        self.outs.push_back((at, from));
+    }
+
+    fn last_out(&self) -> Option<SystemTime> {
+        self.outs.back().map(|(at, _)| *at)
+    }
+
+    /// Time left of a scale-out cooldown after the last scale-out.
     pub fn out_cooldown_left(&self, now: SystemTime, cooldown: Duration) -> Option<Duration> {
-        self.last_out.and_then(|(at, _)| left(now, at, cooldown))
+        self.last_out().and_then(|at| left(now, at, cooldown))
     }
 
-    /// The desired count before the last scale-out, and the time left, within its cooldown.
+    /// Within a scale-out cooldown: the desired count before the first scale-out inside the
+    /// cooldown window (the capacity every scale-out since added counts), and the time left
+    /// after the last one.
     pub fn last_out_within(&self, now: SystemTime, cooldown: Duration) -> Option<(u32, Duration)> {
-        let (at, from) = self.last_out?;
-        left(now, at, cooldown).map(|left| (from, left))
+        let left_after_last = self.out_cooldown_left(now, cooldown)?;
+        let (_, from) = self
+            .outs
+            .iter()
+            .find(|(at, _)| left(now, *at, cooldown).is_some())?;
+        Some((*from, left_after_last))
     }
 
-    /// Time left of a scale-in cooldown after the last scale-in.
+    /// Time left of a cooldown after the last scale-in.
     pub fn in_at_within(&self, now: SystemTime, cooldown: Duration) -> Option<Duration> {
         self.last_in.and_then(|at| left(now, at, cooldown))
     }
@@ -214,7 +237,7 @@ impl Clocks {
     /// AWS's scale-in cooldown: after a scale-in, unless a scale-out came since.
     pub fn aws_in_cooldown_left(&self, now: SystemTime, cooldown: Duration) -> Option<Duration> {
         let last_in = self.last_in?;
-        if self.last_out.is_some_and(|(out, _)| out >= last_in) {
+        if self.last_out().is_some_and(|out| out >= last_in) {
             return None;
         }
         left(now, last_in, cooldown)
@@ -470,7 +493,7 @@ impl Engine {
                     );
                     activities.push(activity);
                     match direction {
-                        Direction::Out => self.clocks.last_out = Some((now, desired)),
+                        Direction::Out => self.clocks.record_out(now, desired),
                         Direction::In => self.clocks.last_in = Some(now),
                     }
                     self.last_not_scaled = None;
@@ -854,6 +877,9 @@ fn combine(
             _ => None,
         })
         .collect();
+    if !ready.iter().any(|want| want.triggered) {
+        return None;
+    }
     let winner = largest(&ready)?;
     let names = out_names(&ready);
     let not_ready: Vec<String> = votes
@@ -874,6 +900,14 @@ fn combine(
             names,
         ));
     }
+    if desired <= min {
+        return Some(not_scaled(
+            NotScaledReasonCode::AlreadyAtMinCapacity,
+            winner,
+            format!("the desired count is already at the minimum capacity {min}"),
+            names,
+        ));
+    }
     if let Some(held) = ready.iter().find(|want| want.blocked.is_some()) {
         let block = held.blocked.as_ref().expect("filtered on blocked");
         return Some(not_scaled(block.code, held, block.why.clone(), names));
@@ -891,14 +925,6 @@ fn combine(
             NotScaledReasonCode::DeploymentInProgress,
             winner,
             "a deployment is in progress, and scale-in waits for it to finish".into(),
-            names,
-        ));
-    }
-    if desired <= min {
-        return Some(not_scaled(
-            NotScaledReasonCode::AlreadyAtMinCapacity,
-            winner,
-            format!("the desired count is already at the minimum capacity {min}"),
             names,
         ));
     }

@@ -150,6 +150,7 @@ pub(crate) fn evaluate(
                 trigger,
                 detail: format!("{described}: {arithmetic}"),
                 blocked,
+                triggered: true,
             }),
             in_vote: InVote::Abstain,
         };
@@ -175,6 +176,7 @@ pub(crate) fn evaluate(
                 trigger,
                 detail: format!("{described}: {arithmetic} running"),
                 blocked,
+                triggered: true,
             }),
         };
     }

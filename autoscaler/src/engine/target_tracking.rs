@@ -14,7 +14,11 @@
 //! - Normal scale-out: the stable window's average load, when it puts the metric more than
 //!   the tolerance above the target.
 //! - Panic scale-out: the panic window's average load, when it puts the metric at or above
-//!   `panic_threshold × target`; never blocked by a cooldown.
+//!   `panic_threshold × target`; never blocked by a cooldown. That starts panic mode (Knative's):
+//!   until a whole stable window passes without reaching the threshold again, capacity follows
+//!   the larger of the two windows' loads and never scales in.
+//! - Stable-window decisions (normal scale-out, scale-in) need samples covering the whole
+//!   stable window; before that only the panic window acts.
 //! - Scale-in: only when the stable window is fully covered by samples, to
 //!   `ceil(highest panic-window average load in the stable window / target)`, at most halving
 //!   (`max_scale_in_ratio`), and not within the scale-in cooldown after any scaling.
@@ -45,6 +49,10 @@ pub(crate) struct TrackingState {
     scale_in: Option<Basis>,
     /// `aws`: why the policy is not ready to scale in, in words.
     not_ready: String,
+    /// `fast`: when panic mode began.
+    panic_since: Option<SystemTime>,
+    /// `fast`: the last time the panic window reached the panic threshold.
+    panic_over_at: Option<SystemTime>,
 }
 
 /// A capacity with the words that justify it.
@@ -66,7 +74,7 @@ pub(crate) fn evaluate(
 ) -> Vote {
     match settings.tracking_profile(policy) {
         TimingProfile::Aws => evaluate_aws(name, policy, history, settings, ctx, state),
-        TimingProfile::Fast => evaluate_fast(name, policy, history, settings, ctx),
+        TimingProfile::Fast => evaluate_fast(name, policy, history, settings, ctx, state),
     }
 }
 
@@ -87,7 +95,10 @@ fn evaluate_aws(
     let metric = policy.metric.to_string();
     let boundary = align_down(ctx.now, aws.period);
     let mut out = None;
-    if state.last_period_end != Some(boundary) {
+    // CloudWatch evaluates once a period; between evaluations the policy's scale-in vote
+    // stands (for the all-agree rule) but does not trigger anything by itself.
+    let evaluated_now = state.last_period_end != Some(boundary);
+    if evaluated_now {
         state.last_period_end = Some(boundary);
         let high_rule = AlarmRule {
             statistic: Statistic::Average,
@@ -131,6 +142,7 @@ fn evaluate_aws(
                     trigger: basis.trigger,
                     detail,
                     blocked: None,
+                    triggered: true,
                 }
             });
         }
@@ -164,6 +176,7 @@ fn evaluate_aws(
                     basis,
                     ctx,
                     ctx.clocks.aws_in_cooldown_left(ctx.now, cooldown),
+                    evaluated_now,
                 )
             }
         }
@@ -207,6 +220,7 @@ fn scale_in_vote(
     basis: &Basis,
     ctx: &Context<'_>,
     cooldown_left: Option<Duration>,
+    triggered: bool,
 ) -> InVote {
     if ctx.running == 0 {
         return InVote::NotReady {
@@ -233,6 +247,7 @@ fn scale_in_vote(
         trigger: basis.trigger.clone(),
         detail: basis.detail.clone(),
         blocked,
+        triggered,
     })
 }
 
@@ -242,6 +257,7 @@ fn evaluate_fast(
     history: Option<&MetricHistory>,
     settings: &EngineSettings,
     ctx: &Context<'_>,
+    state: &mut TrackingState,
 ) -> Vote {
     let fast = settings.fast_parameters(policy);
     let target = policy.target_value;
@@ -281,39 +297,71 @@ fn evaluate_fast(
             seconds(fast.panic_window)
         ));
     };
+    let covered = coverage(name, &metric, &fast, history, ctx.now);
     let per_task = f64::from(ctx.running.max(1));
-    let trigger = |window: &str| format!("policy {name} (fast profile, {window} window)");
     let wanted = |load: f64| target_tracking_capacity(1, load, target).unwrap_or(0);
-
-    // Scale-out: panic first (it can only be larger), then the stable window.
     let panic_metric = panic_load / per_task;
     let stable_metric = stable_load / per_task;
+
+    // Panic mode, as Knative's: entered when the panic window reaches the threshold, left only
+    // after a whole stable window below it; while in it, capacity follows the larger of the two
+    // windows and never decreases.
+    let over_threshold = panic_metric >= fast.panic_threshold * target;
+    if over_threshold {
+        state.panic_over_at = Some(ctx.now);
+        state.panic_since.get_or_insert(ctx.now);
+    }
+    let panicking = state.panic_over_at.is_some_and(|at| {
+        ctx.now.duration_since(at).unwrap_or(Duration::ZERO) < fast.stable_window
+    });
+    if !panicking {
+        state.panic_over_at = None;
+        state.panic_since = None;
+    }
+
     let mut out = None;
-    if panic_metric >= fast.panic_threshold * target {
-        let basis = panic_load.max(stable_load);
+    if panicking {
+        let basis = if covered.is_ok() {
+            panic_load.max(stable_load)
+        } else {
+            panic_load
+        };
         let capacity = wanted(basis);
         if capacity > ctx.desired {
-            out = Some(Want {
-                policy: name.to_string(),
-                capacity,
-                trigger: trigger("panic"),
-                detail: format!(
+            let why = if over_threshold {
+                format!(
                     "{metric} averaged {} per running task over the last {} with {} running, at \
-                     least {} × the target {}; load {} / {} = {}, rounded up to {capacity}",
+                     least {} × the target {}",
                     number(panic_metric),
                     seconds(fast.panic_window),
                     ctx.running,
                     number(fast.panic_threshold),
-                    number(target),
+                    number(target)
+                )
+            } else {
+                format!(
+                    "panic mode holds for a stable window of {} after {metric} last reached {} × \
+                     the target {} over the panic window",
+                    seconds(fast.stable_window),
+                    number(fast.panic_threshold),
+                    number(target)
+                )
+            };
+            out = Some(Want {
+                policy: name.to_string(),
+                capacity,
+                trigger: format!("policy {name} (fast profile, panic window)"),
+                detail: format!(
+                    "{why}; load {} / {} = {}, rounded up to {capacity}",
                     number(basis),
                     number(target),
                     number(basis / target)
                 ),
                 blocked: None,
+                triggered: true,
             });
         }
-    }
-    if out.is_none() && stable_metric > target * (1.0 + fast.scale_out_tolerance) {
+    } else if covered.is_ok() && stable_metric > target * (1.0 + fast.scale_out_tolerance) {
         let capacity = wanted(stable_load);
         if capacity > ctx.desired {
             let cooldown = settings.scale_out_cooldown(policy);
@@ -332,7 +380,7 @@ fn evaluate_fast(
             out = Some(Want {
                 policy: name.to_string(),
                 capacity,
-                trigger: trigger("stable"),
+                trigger: format!("policy {name} (fast profile, stable window)"),
                 detail: format!(
                     "{metric} averaged {} per running task over the last {} with {} running, \
                      more than {} % above the target {}; load {} / {} = {}, rounded up to \
@@ -347,29 +395,66 @@ fn evaluate_fast(
                     number(stable_load / target)
                 ),
                 blocked,
+                triggered: true,
             });
         }
     }
 
     let in_vote = if policy.disable_scale_in {
         InVote::Abstain
+    } else if panicking {
+        InVote::NotReady {
+            policy: name.to_string(),
+            why: format!(
+                "policy {name} is in panic mode, which never scales in and lasts a stable window \
+                 of {} after {metric} last reached {} × the target",
+                seconds(fast.stable_window),
+                number(fast.panic_threshold)
+            ),
+        }
+    } else if let Err(why) = covered {
+        InVote::NotReady {
+            policy: name.to_string(),
+            why,
+        }
     } else {
-        fast_scale_in(
-            name,
-            &metric,
-            target,
-            &fast,
-            history,
-            ctx,
-            &load,
-            settings.scale_in_cooldown(policy),
-        )
+        let cooldown = settings.scale_in_cooldown(policy);
+        fast_scale_in(name, &metric, target, &fast, history, ctx, &load, cooldown)
     };
     Vote { out, in_vote }
 }
 
-/// The `fast` scale-in vote: the stable window, fully covered, must show for its whole length
-/// that fewer tasks keep the metric at or below the target.
+/// Whether samples cover the whole stable window: no stretch longer than the panic window
+/// without one, from the window's start to now. Stable-window decisions need it; missing data
+/// is never evidence.
+fn coverage(
+    name: &str,
+    metric: &str,
+    fast: &FastParameters,
+    history: &MetricHistory,
+    now: SystemTime,
+) -> Result<(), String> {
+    let window_start = sub(now, fast.stable_window);
+    let mut previous = window_start;
+    let times = history.window(window_start, now).map(|sample| sample.at);
+    for time in times.chain([now]) {
+        let gap = time.duration_since(previous).unwrap_or(Duration::ZERO);
+        if gap > fast.panic_window {
+            return Err(format!(
+                "policy {name} waits for {metric} samples to cover the whole stable window of {} \
+                 (none for {} before {})",
+                seconds(fast.stable_window),
+                seconds(gap),
+                super::schedule::timestamp(time)
+            ));
+        }
+        previous = time;
+    }
+    Ok(())
+}
+
+/// The `fast` scale-in vote: the covered stable window must show for its whole length that
+/// fewer tasks keep the metric at or below the target.
 #[allow(clippy::too_many_arguments)]
 fn fast_scale_in(
     name: &str,
@@ -381,37 +466,23 @@ fn fast_scale_in(
     load: &dyn Fn(&Sample) -> f64,
     cooldown: Duration,
 ) -> InVote {
-    let not_ready = |why: String| InVote::NotReady {
-        policy: name.to_string(),
-        why,
-    };
     if ctx.running == 0 {
-        return not_ready(format!("policy {name} has no running task to measure"));
+        return InVote::NotReady {
+            policy: name.to_string(),
+            why: format!("policy {name} has no running task to measure"),
+        };
     }
+    // The highest short-window average of the load anywhere in the stable window (the short
+    // windows clipped to it: only what the stable window shows counts).
     let window_start = sub(ctx.now, fast.stable_window);
-    let samples: Vec<&Sample> = history.window(window_start, ctx.now).collect();
-    // Coverage: no stretch longer than the panic window without a sample, from the window's
-    // start to now. Missing data is never evidence of low load.
-    let mut previous = window_start;
-    for sample in samples.iter().map(|sample| sample.at).chain([ctx.now]) {
-        let gap = sample.duration_since(previous).unwrap_or(Duration::ZERO);
-        if gap > fast.panic_window {
-            return not_ready(format!(
-                "policy {name} waits for {metric} samples to cover the whole stable window of {} \
-                 (a gap of {} before {})",
-                seconds(fast.stable_window),
-                seconds(gap),
-                super::schedule::timestamp(sample)
-            ));
-        }
-        previous = sample;
-    }
-    // The highest short-window average of the load anywhere in the stable window.
-    let highest = samples
-        .iter()
+    let highest = history
+        .window(window_start, ctx.now)
         .map(|sample| {
             let (sum, count) = history
-                .window(sub(sample.at, fast.panic_window), sample.at)
+                .window(
+                    sub(sample.at, fast.panic_window).max(window_start),
+                    sample.at,
+                )
                 .fold((0.0, 0u32), |(sum, count), s| (sum + load(s), count + 1));
             sum / f64::from(count.max(1))
         })
@@ -443,5 +514,11 @@ fn fast_scale_in(
         trigger: format!("policy {name} (fast profile, stable window)"),
         detail,
     };
-    scale_in_vote(name, &basis, ctx, ctx.clocks.any_within(ctx.now, cooldown))
+    scale_in_vote(
+        name,
+        &basis,
+        ctx,
+        ctx.clocks.any_within(ctx.now, cooldown),
+        true,
+    )
 }
