@@ -192,6 +192,10 @@ pub(crate) struct Clocks {
     last_in: Option<SystemTime>,
 }
 
+/// A "not scaled" outcome that stops for longer than this and comes back is recorded again;
+/// while it persists (an `aws` alarm repeats it every minute) it is recorded once.
+const NOT_SCALED_LAPSE: Duration = Duration::from_secs(300);
+
 /// How many scale-outs [`Clocks`] remembers; more than any cooldown sees in practice.
 const REMEMBERED_SCALE_OUTS: usize = 64;
 
@@ -371,8 +375,9 @@ pub struct Engine {
     /// bounds set by scheduled actions.
     configured_bounds: Option<(u32, u32)>,
     scheduled_bounds: Option<(u32, u32)>,
-    /// The last "not scaled" outcome recorded, so an unchanged one is not recorded every second.
-    last_not_scaled: Option<String>,
+    /// The last "not scaled" outcome and when it last occurred, so that an outcome that
+    /// persists is recorded once, not every second.
+    last_not_scaled: Option<(String, SystemTime)>,
     activity_sequence: u64,
 }
 
@@ -506,8 +511,13 @@ impl Engine {
                     policies,
                 } => {
                     let key = format!("{code}|{desired}|{min}|{max}|{}", policies.join(","));
-                    if self.last_not_scaled.as_deref() != Some(key.as_str()) {
-                        self.last_not_scaled = Some(key);
+                    let repeated = self.last_not_scaled.as_ref().is_some_and(|(last, seen)| {
+                        *last == key
+                            && now.duration_since(*seen).unwrap_or(Duration::ZERO)
+                                <= NOT_SCALED_LAPSE
+                    });
+                    self.last_not_scaled = Some((key, now));
+                    if !repeated {
                         let cause = format!(
                             "{} would change the desired capacity from {desired} to {}. {}",
                             want.trigger, want.capacity, want.detail
@@ -680,8 +690,6 @@ impl Engine {
             );
             if inputs.target.suspended.scheduled_scaling_suspended {
                 let (min, max) = self.bounds();
-                let key = format!("scheduled|{}|{when}", action.name);
-                self.last_not_scaled = Some(key);
                 let reason = NotScaledReason {
                     code: NotScaledReasonCode::ScheduledScalingSuspended,
                     current_capacity: Some(*desired),

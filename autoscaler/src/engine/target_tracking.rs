@@ -340,8 +340,9 @@ fn evaluate_fast(
                 )
             } else {
                 format!(
-                    "panic mode holds for a stable window of {} after {metric} last reached {} × \
-                     the target {} over the panic window",
+                    "panic mode (since {}) holds for a stable window of {} after {metric} last \
+                     reached {} × the target {} over the panic window",
+                    super::schedule::timestamp(state.panic_since.unwrap_or(ctx.now)),
                     seconds(fast.stable_window),
                     number(fast.panic_threshold),
                     number(target)

@@ -593,6 +593,23 @@ fn already_at_max_is_recorded_once_with_the_capacities() {
 }
 
 #[test]
+fn a_not_scaled_outcome_that_comes_back_after_a_lapse_is_recorded_again() {
+    let mut sim = Sim::new(1, 4, 4, vec![("cpu", fast_cpu(50.0))]);
+    // Panic at 150 % (3 × the target) wants 12; panic mode holds until 60 s after 10 s.
+    sim.run(1..=10, |_, _, _| 150.0);
+    sim.run(11..=400, |_, _, _| 50.0);
+    sim.run(401..=410, |_, _, _| 150.0);
+    assert_eq!(
+        sim.not_scaled(),
+        vec![
+            (1, NotScaledReasonCode::AlreadyAtMaxCapacity),
+            // The panic window reaches 2 × the target again at 403: (3 × 50 + 3 × 150) / 6.
+            (403, NotScaledReasonCode::AlreadyAtMaxCapacity)
+        ]
+    );
+}
+
+#[test]
 fn scale_out_is_capped_at_max_and_scale_in_held_at_min() {
     let mut sim = Sim::new(1, 3, 2, vec![("cpu", aws_cpu(50.0))]);
     sim.instant_tasks = false;
