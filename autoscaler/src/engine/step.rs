@@ -157,7 +157,8 @@ pub(crate) fn evaluate(
     }
     if scales_in {
         let (capacity, arithmetic) = change(ctx.running);
-        if capacity >= ctx.desired {
+        // Zero running tasks is no measurement of a service whose tasks are starting.
+        if capacity >= ctx.desired || ctx.running == 0 {
             return Vote::abstain();
         }
         let left = match profile {
