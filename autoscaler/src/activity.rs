@@ -3,12 +3,17 @@
 //! Users of AWS complain that scaling is opaque; here every evaluation that changes capacity,
 //! or that would have and did not, is an activity with its cause in words and the metric values
 //! behind it. Issue 5 keeps them in a bounded in-memory log served by the admin API.
+//!
+//! Activities serialize to JSON with snake_case fields, AWS's spellings for codes and
+//! RFC 3339 times.
 
 use std::fmt;
 use std::time::SystemTime;
 
+use serde::Serialize;
+
 /// An activity's status, with Application Auto Scaling's `StatusCode` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum StatusCode {
     /// Decided; the backend has not answered yet.
     Pending,
@@ -50,7 +55,10 @@ impl fmt::Display for StatusCode {
 }
 
 /// Why a policy that wanted to scale did not (`NotScaledReason.Code`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// The first five are AWS's codes. The others are scalegate's, for reasons AWS leaves out of
+/// its activity log; they say why capacity did not move when a policy wanted it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum NotScaledReasonCode {
     /// Scaling would push the metric back across the target and cause the reverse action.
     AutoScalingAnticipatedFlapping,
@@ -62,6 +70,23 @@ pub enum NotScaledReasonCode {
     AlreadyAtMinCapacity,
     /// Already at the computed capacity.
     AlreadyAtDesiredCapacity,
+    /// scalegate: a scale-out waits for the scale-out cooldown (a step policy's adjustment
+    /// counted from before its last scale-out adds nothing; the `fast` profile's stable window
+    /// just after a scale-in).
+    ScaleOutCooldown,
+    /// scalegate: a scale-in waits for the scale-in cooldown.
+    ScaleInCooldown,
+    /// scalegate: `DynamicScalingOutSuspended` is set.
+    DynamicScalingOutSuspended,
+    /// scalegate: `DynamicScalingInSuspended` is set.
+    DynamicScalingInSuspended,
+    /// scalegate: `ScheduledScalingSuspended` is set, so a due scheduled action was skipped.
+    ScheduledScalingSuspended,
+    /// scalegate: a deployment is in progress; AWS holds scale-in until it ends.
+    DeploymentInProgress,
+    /// scalegate: a policy wanted to scale in but another policy does not agree (scale-in needs
+    /// every policy that may scale in).
+    PoliciesDisagree,
 }
 
 impl NotScaledReasonCode {
@@ -75,12 +100,25 @@ impl NotScaledReasonCode {
             NotScaledReasonCode::AlreadyAtMaxCapacity => "AlreadyAtMaxCapacity",
             NotScaledReasonCode::AlreadyAtMinCapacity => "AlreadyAtMinCapacity",
             NotScaledReasonCode::AlreadyAtDesiredCapacity => "AlreadyAtDesiredCapacity",
+            NotScaledReasonCode::ScaleOutCooldown => "ScaleOutCooldown",
+            NotScaledReasonCode::ScaleInCooldown => "ScaleInCooldown",
+            NotScaledReasonCode::DynamicScalingOutSuspended => "DynamicScalingOutSuspended",
+            NotScaledReasonCode::DynamicScalingInSuspended => "DynamicScalingInSuspended",
+            NotScaledReasonCode::ScheduledScalingSuspended => "ScheduledScalingSuspended",
+            NotScaledReasonCode::DeploymentInProgress => "DeploymentInProgress",
+            NotScaledReasonCode::PoliciesDisagree => "PoliciesDisagree",
         }
     }
 }
 
+impl fmt::Display for NotScaledReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A reason with the capacities that applied (`NotScaledReason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct NotScaledReason {
     /// The reason.
     pub code: NotScaledReasonCode,
@@ -93,7 +131,11 @@ pub struct NotScaledReason {
 }
 
 /// One scaling decision and what became of it.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The engine creates activities that change the desired count as `Pending` (the caller moves
+/// them on as the backend answers), scheduled actions that only move bounds as `Successful`,
+/// and "not scaled" activities as `Failed` with [`ScalingActivity::not_scaled_reasons`] set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScalingActivity {
     /// Unique ID.
     pub activity_id: String,
@@ -113,16 +155,93 @@ pub struct ScalingActivity {
     /// Detail for the status, such as the backend's error.
     pub status_message: Option<String>,
     /// When it was decided.
+    #[serde(with = "rfc3339")]
     pub start_time: SystemTime,
     /// When it reached a final status.
+    #[serde(with = "rfc3339_option")]
     pub end_time: Option<SystemTime>,
     /// For activities that did not scale: why not.
     pub not_scaled_reasons: Vec<NotScaledReason>,
 }
 
+impl ScalingActivity {
+    /// Whether this activity records a decision not to scale.
+    pub fn is_not_scaled(&self) -> bool {
+        !self.not_scaled_reasons.is_empty()
+    }
+
+    /// Moves the activity to `status`, stamping the end time when the status is final.
+    pub fn set_status(&mut self, status: StatusCode, message: Option<String>, at: SystemTime) {
+        self.status_code = status;
+        self.status_message = message;
+        if status.is_final() {
+            self.end_time = Some(at);
+        }
+    }
+}
+
+/// Serializes a [`SystemTime`] as an RFC 3339 string in UTC ("2026-03-29T01:00:00Z").
+pub(crate) mod rfc3339 {
+    use std::time::SystemTime;
+
+    /// The serde `serialize_with` hook.
+    pub fn serialize<S: serde::Serializer>(
+        time: &SystemTime,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&crate::engine::schedule::timestamp(*time))
+    }
+}
+
+/// [`rfc3339`] for optional times (`null` when absent).
+pub(crate) mod rfc3339_option {
+    use std::time::SystemTime;
+
+    /// The serde `serialize_with` hook.
+    pub fn serialize<S: serde::Serializer>(
+        time: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => super::rfc3339::serialize(time, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serializes_with_aws_codes_and_rfc3339_times() {
+        let activity = ScalingActivity {
+            activity_id: "a".into(),
+            service: "web".into(),
+            description: "Setting desired count to 4.".into(),
+            cause: "because".into(),
+            from_capacity: 2,
+            to_capacity: 4,
+            status_code: StatusCode::InProgress,
+            status_message: None,
+            start_time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_774_746_000),
+            end_time: None,
+            not_scaled_reasons: vec![NotScaledReason {
+                code: NotScaledReasonCode::AlreadyAtMaxCapacity,
+                current_capacity: Some(4),
+                min_capacity: None,
+                max_capacity: Some(4),
+            }],
+        };
+        let json = serde_json::to_value(&activity).unwrap();
+        assert_eq!(json["status_code"], "InProgress");
+        assert_eq!(json["start_time"], "2026-03-29T01:00:00Z");
+        assert_eq!(json["end_time"], serde_json::Value::Null);
+        assert_eq!(
+            json["not_scaled_reasons"][0]["code"],
+            "AlreadyAtMaxCapacity"
+        );
+    }
 
     #[test]
     fn only_pending_and_in_progress_are_open() {

@@ -14,15 +14,20 @@
 //!   with the capacity arithmetic AWS documents.
 //! - [`activity`]: [`ScalingActivity`], the record of every decision, as
 //!   `DescribeScalingActivities` reports it.
+//! - [`engine`]: the decision [`Engine`], a pure function of [`MetricHistory`] and time that
+//!   applies the policies under the `aws` or `fast` timing profile and explains every decision
+//!   as an activity.
 //!
-//! Status: interface sketch. Issue 5 implements the scheduler, the local backend, metrics and the
-//! decision engine; issue 7 the Docker backend; issue 8 the AWS backend. The arithmetic helpers
-//! here (rounding, deployment bounds, step selection, lifecycle order, `family:N`) are implemented
-//! and unit-tested because everything later depends on them being exactly AWS's.
+//! Status: issue 5 implements the scheduler, the local backend, metrics and the decision
+//! engine; issue 7 the Docker backend; issue 8 the AWS backend. The arithmetic helpers
+//! (rounding, deployment bounds, step selection, lifecycle order, `family:N`) and the engine
+//! are unit-tested against hand-computed cases because everything later depends on them being
+//! exactly AWS's.
 #![forbid(unsafe_code)]
 
 pub mod activity;
 pub mod backend;
+pub mod engine;
 pub mod local;
 pub mod scaling;
 pub mod scheduler;
@@ -31,9 +36,14 @@ pub mod task;
 
 pub use activity::{NotScaledReason, NotScaledReasonCode, ScalingActivity, StatusCode};
 pub use backend::{Backend, BackendError, ResourceUsage, ServiceStatus, TaskRuntime};
+pub use engine::{
+    retention_for, AlarmState, AwsParameters, Decision, Engine, EngineSettings, EvaluationInputs,
+    FastParameters, MetricHistory, PolicyInput, Sample,
+};
 pub use scaling::{
-    AdjustmentType, MetricSpec, PredefinedMetricType, ScalableTarget, ScalingPolicy,
-    ScheduledAction, StepAdjustment, StepScaling, SuspendedState, TargetTracking, TimingProfile,
+    AdjustmentType, Alarm, ComparisonOperator, MetricSpec, PredefinedMetricType, ScalableTarget,
+    ScalingPolicy, ScheduleError, ScheduleExpression, ScheduledAction, Statistic, StepAdjustment,
+    StepScaling, SuspendedState, TargetTracking, TimingProfile,
 };
 pub use service::{DeploymentConfiguration, Service, TaskDefinition, TaskDefinitionRevision};
 pub use task::{StopReason, Task, TaskId, TaskState};

@@ -1,15 +1,19 @@
 //! Scalable targets and scaling policies, with Application Auto Scaling's names and arithmetic.
 //!
-//! The decision engine (issue 5) is a pure function of metric history and time over these
-//! types. What is implemented here is the arithmetic AWS documents, so that both timing
+//! The decision engine ([`crate::engine`]) is a pure function of metric history and time over
+//! these types. What is implemented here is the arithmetic AWS documents, so that both timing
 //! profiles round, bound and step exactly as AWS does:
 //! [`target_tracking_capacity`], [`percent_adjustment`], [`StepAdjustment::select`],
 //! [`AdjustmentType::apply`] and [`ScalableTarget::clamp`].
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+pub use crate::engine::profile::FastParameters;
+pub use crate::engine::schedule::{ScheduleError, ScheduleExpression};
 
 /// Which kinds of scaling are paused (`SuspendedState` of RegisterScalableTarget).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct SuspendedState {
     /// Policies may not remove capacity.
     pub dynamic_scaling_in_suspended: bool,
@@ -66,6 +70,10 @@ impl PredefinedMetricType {
 }
 
 /// The metric a policy watches.
+///
+/// For [`PredefinedMetricType::AlbRequestCountPerTarget`] the target value is, as on AWS, requests
+/// per target per *minute*: the collector should sample the one-minute request count per target
+/// (a per-second rate × 60), every second.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricSpec {
     /// One of AWS's predefined ECS metrics; `target_group` names the group for
@@ -92,17 +100,38 @@ pub enum MetricSpec {
     },
 }
 
+impl fmt::Display for MetricSpec {
+    /// The metric as causes name it: AWS's predefined name, the scraped metric, or the query.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricSpec::Predefined { metric, .. } => f.write_str(metric.as_str()),
+            MetricSpec::Scraped { metric, .. } => f.write_str(metric),
+            MetricSpec::PromQl { query, .. } => write!(f, "PromQL `{query}`"),
+        }
+    }
+}
+
 /// How quickly policies react.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum TimingProfile {
     /// Faithful to AWS: 60 s datapoints, scale-out alarm 3 of 3, scale-in alarm 15 of 15 below 90 %
     /// of target, 300 s cooldowns; shows locally what AWS would do with the same policy.
     Aws,
     /// Decides every second; a short scale-out-only window reacts to bursts (like Knative's panic
     /// mode), scale-in waits for a long stable window, and direction never reverses inside a
-    /// cooldown, so it does not flap.
+    /// cooldown, so it does not flap. Parameters: [`FastParameters`].
     #[default]
     Fast,
+}
+
+impl TimingProfile {
+    /// The profile's name as configs write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimingProfile::Aws => "aws",
+            TimingProfile::Fast => "fast",
+        }
+    }
 }
 
 /// Target tracking: keep a metric near a target value (`TargetTrackingScalingPolicyConfiguration`).
@@ -112,14 +141,20 @@ pub struct TargetTracking {
     pub metric: MetricSpec,
     /// The value to hold the metric at.
     pub target_value: f64,
-    /// After a scale-out, further scale-out only if larger. Default 300 s for ECS.
-    pub scale_out_cooldown: Duration,
-    /// After a scale-in, no further scale-in (a scale-out ends it). Default 300 s for ECS.
-    pub scale_in_cooldown: Duration,
+    /// `aws`: after a scale-out, further scale-out only if larger (AWS's default for ECS:
+    /// 300 s). `fast`: after a scale-in, scale-out from the stable window waits this long (the
+    /// panic window never waits). `None` takes the profile's default.
+    pub scale_out_cooldown: Option<Duration>,
+    /// `aws`: after a scale-in, no further scale-in until this has passed; a scale-out ends it
+    /// (AWS's default for ECS: 300 s). `fast`: after any scale-out or scale-in, scale-in waits
+    /// this long. `None` takes the profile's default.
+    pub scale_in_cooldown: Option<Duration>,
     /// This policy never removes capacity, and does not vote on scale-in.
     pub disable_scale_in: bool,
     /// Timing profile; the service's when unset.
     pub profile: Option<TimingProfile>,
+    /// Parameters of the `fast` profile for this policy; the service's when unset.
+    pub fast: Option<FastParameters>,
 }
 
 /// How a step's adjustment changes capacity.
@@ -156,8 +191,9 @@ impl AdjustmentType {
     }
 }
 
-/// How the alarm combines a period's samples (`Statistic` / `MetricAggregationType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the alarm combines a period's samples (`Statistic` / `MetricAggregationType`), as
+/// CloudWatch does. Step policies' `MetricAggregationType` allows only the first three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum Statistic {
     /// Mean of the samples.
     #[default]
@@ -166,6 +202,10 @@ pub enum Statistic {
     Minimum,
     /// Largest sample.
     Maximum,
+    /// Total of the samples.
+    Sum,
+    /// Number of samples.
+    SampleCount,
 }
 
 /// How the alarm compares a datapoint with its threshold.
@@ -179,6 +219,28 @@ pub enum ComparisonOperator {
     LessThanThreshold,
     /// `<=`
     LessThanOrEqualToThreshold,
+}
+
+impl ComparisonOperator {
+    /// Whether `value` breaches `threshold`.
+    pub fn breaches(self, value: f64, threshold: f64) -> bool {
+        match self {
+            ComparisonOperator::GreaterThanOrEqualToThreshold => value >= threshold,
+            ComparisonOperator::GreaterThanThreshold => value > threshold,
+            ComparisonOperator::LessThanThreshold => value < threshold,
+            ComparisonOperator::LessThanOrEqualToThreshold => value <= threshold,
+        }
+    }
+
+    /// The operator as causes print it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ComparisonOperator::GreaterThanOrEqualToThreshold => ">=",
+            ComparisonOperator::GreaterThanThreshold => ">",
+            ComparisonOperator::LessThanThreshold => "<",
+            ComparisonOperator::LessThanOrEqualToThreshold => "<=",
+        }
+    }
 }
 
 /// The CloudWatch-style alarm a step policy hangs on.
@@ -255,19 +317,16 @@ pub struct StepScaling {
     pub steps: Vec<StepAdjustment>,
     /// Smallest change for `PercentChangeInCapacity`.
     pub min_adjustment_magnitude: Option<u32>,
-    /// Time after an activity before the policy acts again. Default 300 s.
+    /// How the newest period's samples become the value steps are chosen by
+    /// (`MetricAggregationType`: Average, Minimum or Maximum; AWS's default Average).
+    pub metric_aggregation_type: Statistic,
+    /// After a scale-out, a further scale-out applies its adjustment to the capacity before
+    /// that scale-out (so +2 then +3 adds 1); after a scale-in, scale-in waits. Default 300 s.
     pub cooldown: Duration,
-}
-
-/// When a scheduled action runs (`Schedule`), evaluated in the action's time zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScheduleExpression {
-    /// `at(yyyy-mm-ddThh:mm:ss)`: once.
-    At(String),
-    /// `rate(value unit)`: every `value` minutes, hours or days.
-    Rate(Duration),
-    /// `cron(min hour day-of-month month day-of-week year)`: AWS's six-field cron.
-    Cron(String),
+    /// `aws`: the alarm's periods are clock-aligned and it is evaluated as each ends, as
+    /// CloudWatch does; `fast`: evaluated every second over periods ending now. The service's
+    /// profile when unset.
+    pub profile: Option<TimingProfile>,
 }
 
 /// A scheduled action: at the given times, set new capacity bounds (`ScalableTargetAction`).
@@ -275,14 +334,27 @@ pub enum ScheduleExpression {
 pub struct ScheduledAction {
     /// Action name, unique per target.
     pub name: String,
-    /// When it runs.
+    /// When it runs; parse with [`ScheduleExpression::parse`].
     pub schedule: ScheduleExpression,
     /// IANA time zone of the schedule (DST-aware); UTC when unset.
     pub timezone: Option<String>,
+    /// A recurring schedule does not run before this.
+    pub start_time: Option<SystemTime>,
+    /// A recurring schedule does not run after this.
+    pub end_time: Option<SystemTime>,
     /// New minimum; capacity below it is raised to it.
     pub min_capacity: Option<u32>,
     /// New maximum; capacity above it is lowered to it.
     pub max_capacity: Option<u32>,
+}
+
+impl ScheduledAction {
+    /// Checks what the schedule expression's type cannot: that the time zone exists. The
+    /// engine reports an action with an unknown zone as a failed activity; config validation
+    /// should call this first.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        crate::engine::schedule::time_zone(self.timezone.as_deref()).map(|_| ())
+    }
 }
 
 /// A scaling policy attached to a scalable target.
@@ -357,6 +429,30 @@ mod tests {
         assert_eq!(target_tracking_capacity(3, 60.0, 50.0), Some(4)); // 3.6 → 4
         assert_eq!(target_tracking_capacity(10, 26.0, 50.0), Some(6)); // 5.2 → 6, not 5
         assert_eq!(target_tracking_capacity(4, 50.0, 50.0), Some(4));
+    }
+
+    #[test]
+    fn target_tracking_never_removes_so_much_that_the_metric_exceeds_the_target() {
+        // For every case: the new count keeps current × metric / new ≤ target, and one task
+        // fewer would not (conservative in both directions, and no more than needed).
+        for current in 1..=40u32 {
+            for metric_tenths in 0..=1500u32 {
+                let metric = f64::from(metric_tenths) / 10.0;
+                let target = 55.0;
+                let new = target_tracking_capacity(current, metric, target).unwrap();
+                let load = f64::from(current) * metric;
+                assert!(
+                    load <= f64::from(new) * target + 1e-6,
+                    "{current} {metric} → {new}"
+                );
+                if new > 0 {
+                    assert!(
+                        load > f64::from(new - 1) * target + 1e-6,
+                        "{current} {metric} → {new}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
