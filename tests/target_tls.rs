@@ -72,6 +72,8 @@ target_groups:
     protocol: HTTPS
     protocol_version: {protocol_version}
     targets: ["{}"]
+    # Health checks would be requests in the target's access log too, which counts them.
+    health_check: {{enabled: false}}
 "#,
         target.listener_address("secure")
     ))

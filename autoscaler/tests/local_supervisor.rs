@@ -64,14 +64,45 @@ fn main() -> ExitCode {
             || Box::pin(the_exit_of_the_starting_thread_is_not_the_death_of_scalegate()),
         ),
     ];
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
+    // libtest's command line, as much of it as cargo test and cargo-nextest use:
+    // `--list [--format terse] [--ignored]`, `--exact NAME`, name filters.
+    let mut filters = Vec::new();
+    let (mut list, mut ignored, mut exact) = (false, false, false);
+    let mut arguments = std::env::args().skip(1);
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--list" => list = true,
+            "--ignored" => ignored = true,
+            "--exact" => exact = true,
+            "--format" | "--test-threads" | "--color" => {
+                arguments.next();
+            }
+            other if other.starts_with('-') => {}
+            filter => filters.push(filter.to_string()),
+        }
+    }
     let selected: Vec<_> = tests
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .filter(|(name, _)| {
+            filters.is_empty()
+                || filters.iter().any(|f| {
+                    if exact {
+                        name == f
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                })
+        })
         .collect();
+    if list {
+        // No test here is ignored.
+        if !ignored {
+            for (name, _) in &selected {
+                println!("{name}: test");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     println!("\nrunning {} tests", selected.len());
     let mut failed = Vec::new();
     for (name, test) in &selected {
