@@ -734,32 +734,55 @@ impl HealthCheckPort {
 
 impl Serialize for HealthCheckPort {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            HealthCheckPort::TrafficPort => serializer.serialize_str(TRAFFIC_PORT),
-            HealthCheckPort::Port(port) => serializer.serialize_u16(*port),
-        }
+        let port = match self {
+            HealthCheckPort::TrafficPort => None,
+            HealthCheckPort::Port(port) => Some(*port),
+        };
+        serialize_keyword_or_port(serializer, TRAFFIC_PORT, port)
     }
 }
 
 impl<'de> Deserialize<'de> for HealthCheckPort {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(HealthCheckPortVisitor)
+        Ok(deserialize_keyword_or_port(deserializer, TRAFFIC_PORT)?
+            .map_or(HealthCheckPort::TrafficPort, HealthCheckPort::Port))
     }
 }
 
-/// Accepts `traffic-port`, a number, or a number in a string.
-struct HealthCheckPortVisitor;
+fn serialize_keyword_or_port<S: serde::Serializer>(
+    serializer: S,
+    keyword: &'static str,
+    port: Option<u16>,
+) -> Result<S::Ok, S::Error> {
+    match port {
+        None => serializer.serialize_str(keyword),
+        Some(port) => serializer.serialize_u16(port),
+    }
+}
 
-impl serde::de::Visitor<'_> for HealthCheckPortVisitor {
-    type Value = HealthCheckPort;
+/// Reads `keyword` (→ `None`), a port number, or a port number in a string: the form of
+/// settings that are either a special word or a port (`traffic-port`, `dynamic`).
+fn deserialize_keyword_or_port<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    keyword: &'static str,
+) -> Result<Option<u16>, D::Error> {
+    deserializer.deserialize_any(KeywordOrPortVisitor { keyword })
+}
+
+struct KeywordOrPortVisitor {
+    keyword: &'static str,
+}
+
+impl serde::de::Visitor<'_> for KeywordOrPortVisitor {
+    type Value = Option<u16>;
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("`traffic-port` or a port number 1–65535")
+        write!(formatter, "`{}` or a port number 1–65535", self.keyword)
     }
 
     fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
         u16::try_from(value)
-            .map(HealthCheckPort::Port)
+            .map(Some)
             .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
     }
 
@@ -770,12 +793,12 @@ impl serde::de::Visitor<'_> for HealthCheckPortVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        if value == TRAFFIC_PORT {
-            return Ok(HealthCheckPort::TrafficPort);
+        if value == self.keyword {
+            return Ok(None);
         }
         value
             .parse::<u16>()
-            .map(HealthCheckPort::Port)
+            .map(Some)
             .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(value), &self))
     }
 }
@@ -1448,49 +1471,18 @@ const DYNAMIC_PORT: &str = "dynamic";
 
 impl Serialize for TaskPort {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            TaskPort::Dynamic => serializer.serialize_str(DYNAMIC_PORT),
-            TaskPort::Fixed(port) => serializer.serialize_u16(*port),
-        }
+        let port = match self {
+            TaskPort::Dynamic => None,
+            TaskPort::Fixed(port) => Some(*port),
+        };
+        serialize_keyword_or_port(serializer, DYNAMIC_PORT, port)
     }
 }
 
 impl<'de> Deserialize<'de> for TaskPort {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TaskPortVisitor)
-    }
-}
-
-/// Accepts `dynamic`, a number, or a number in a string.
-struct TaskPortVisitor;
-
-impl serde::de::Visitor<'_> for TaskPortVisitor {
-    type Value = TaskPort;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("`dynamic` or a port number 1–65535")
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
-        u16::try_from(value)
-            .map(TaskPort::Fixed)
-            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        u64::try_from(value)
-            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
-            .and_then(|value| self.visit_u64(value))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        if value == DYNAMIC_PORT {
-            return Ok(TaskPort::Dynamic);
-        }
-        value
-            .parse::<u16>()
-            .map(TaskPort::Fixed)
-            .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(value), &self))
+        Ok(deserialize_keyword_or_port(deserializer, DYNAMIC_PORT)?
+            .map_or(TaskPort::Dynamic, TaskPort::Fixed))
     }
 }
 
