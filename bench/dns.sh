@@ -27,6 +27,8 @@
 #                     [--outstanding 200] [--latency-qps 10000] [--only scalegate,nsd]
 #                     [--skip-build]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO_ROOT
@@ -61,11 +63,6 @@ declare -a STARTED_PIDS=()
 declare -A SERVER_PID=()
 declare -A SERVER_PORT=()
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bench/dns.sh: %s\n' "$*" >&2
-    exit 1
-}
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -100,7 +97,6 @@ parse_args() {
     done
 }
 
-selected() { [[ ,$ONLY, == *,"$1",* ]]; }
 
 # --- tools -----------------------------------------------------------------------------------
 
@@ -166,19 +162,8 @@ check_tools() {
 # --- processes -------------------------------------------------------------------------------
 
 cleanup() {
-    local pid deadline
     remove_policy_rc
-    for pid in "${STARTED_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    deadline=$((SECONDS + STOP_TIMEOUT_SECONDS))
-    for pid in "${STARTED_PIDS[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && [[ $SECONDS -lt $deadline ]]; do
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
+    stop_started
     if [[ -n $WORK_DIR ]]; then
         rm -rf "$WORK_DIR"
     fi
@@ -197,14 +182,6 @@ free_port() {
     done
 }
 
-# start CORE LOGFILE COMMAND... : runs COMMAND pinned to CORE in the background; sets LAST_PID.
-start() {
-    local core=$1 logfile=$2
-    shift 2
-    taskset -c "$core" "$@" >"$logfile" 2>&1 &
-    LAST_PID=$!
-    STARTED_PIDS+=("$LAST_PID")
-}
 
 # wait_ready NAME PID PORT LOGFILE : polls with dig until the small service answers all its
 # addresses, within a deadline.
@@ -416,19 +393,6 @@ compare_answers() {
 
 # --- measuring -------------------------------------------------------------------------------
 
-# utime+stime (clock ticks) of PID and all its descendants.
-tree_ticks() {
-    local pid=$1 stat child total
-    local -a fields
-    stat=$(<"/proc/$pid/stat") || return 1
-    stat=${stat##*) }
-    read -r -a fields <<<"$stat"
-    total=$((fields[11] + fields[12]))
-    for child in $(pgrep -P "$pid" || true); do
-        total=$((total + $(tree_ticks "$child")))
-    done
-    echo "$total"
-}
 
 # "busy total" jiffies of one core from /proc/stat.
 core_jiffies() {
@@ -507,11 +471,6 @@ run_one() {
     log "round $round  $server  ${qps} q/s  lost $lost  avg ${avg} ms  ${cpu_us} CPU us/query  busy: core $SERVER_CORE ${server_busy}%, core $LOAD_CORE ${load_busy}%  at $LATENCY_QPS q/s: avg ${lat_avg} ms, stddev ${lat_sd} ms, lost $lat_lost"
 }
 
-median() {
-    sort -g | awk '{v[NR] = $1} END {
-        if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-    }'
-}
 
 # column_median SERVER FIELD
 column_median() {

@@ -14,6 +14,8 @@
 # Usage: bench/instructions.sh [--requests "2000 12000"] [--only nginx,haproxy,scalegate]
 #                              [--skip-build]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO_ROOT
@@ -23,12 +25,6 @@ ONLY="nginx,haproxy,scalegate"
 SKIP_BUILD=0
 WORK_DIR=$(mktemp -d /tmp/scalegate-instructions.XXXXXX)
 declare -a STARTED_PIDS=()
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bench/instructions.sh: %s\n' "$*" >&2
-    exit 1
-}
 
 cleanup() {
     local pid
@@ -54,7 +50,6 @@ read -r N1 N2 <<<"$REQUESTS"
 for tool in valgrind h2load nginx haproxy curl python3; do
     command -v "$tool" >/dev/null || die "$tool is missing (scripts/test.sh installs the Debian packages; valgrind: apt-get install valgrind)"
 done
-selected() { [[ ,$ONLY, == *,"$1",* ]]; }
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

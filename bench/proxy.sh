@@ -14,6 +14,8 @@
 # Usage: bench/proxy.sh [--duration 10s] [--warmup 2s] [--rounds 3] [--connections "64 256"]
 #                       [--only nginx,haproxy,scalegate,scalegate-mt] [--skip-build]
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO_ROOT
@@ -38,11 +40,6 @@ declare -a TAKEN_PORTS=()
 declare -A PROXY_PID=()
 declare -A PROXY_PORT=()
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'bench/proxy.sh: %s\n' "$*" >&2
-    exit 1
-}
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -71,7 +68,6 @@ parse_args() {
     done
 }
 
-selected() { [[ ,$ONLY, == *,"$1",* ]]; }
 
 check_tools() {
     local -a missing=()
@@ -93,18 +89,7 @@ check_tools() {
 # --- processes -------------------------------------------------------------------------------
 
 cleanup() {
-    local pid deadline
-    for pid in "${STARTED_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    deadline=$((SECONDS + STOP_TIMEOUT_SECONDS))
-    for pid in "${STARTED_PIDS[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && [[ $SECONDS -lt $deadline ]]; do
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
+    stop_started
     if [[ -n $WORK_DIR ]]; then
         rm -rf "$WORK_DIR"
     fi
@@ -125,14 +110,6 @@ free_port() {
     done
 }
 
-# start CORE LOGFILE COMMAND... : runs COMMAND pinned to CORE in the background; sets LAST_PID.
-start() {
-    local core=$1 logfile=$2
-    shift 2
-    taskset -c "$core" "$@" >"$logfile" 2>&1 &
-    LAST_PID=$!
-    STARTED_PIDS+=("$LAST_PID")
-}
 
 # wait_ready NAME PID URL : polls URL until it answers the 100-byte body, within a deadline.
 wait_ready() {
@@ -266,20 +243,6 @@ start_proxies() {
 
 # --- measuring -------------------------------------------------------------------------------
 
-# utime+stime (clock ticks) of PID and all its descendants; a process's own figure already
-# includes its threads, live or exited.
-tree_ticks() {
-    local pid=$1 stat child total
-    local -a fields
-    stat=$(<"/proc/$pid/stat") || return 1
-    stat=${stat##*) }
-    read -r -a fields <<<"$stat"
-    total=$((fields[11] + fields[12]))
-    for child in $(pgrep -P "$pid" || true); do
-        total=$((total + $(tree_ticks "$child")))
-    done
-    echo "$total"
-}
 
 # wrk latency ("812.00us", "1.23ms", "2.01s") to microseconds.
 to_us() {
@@ -314,11 +277,6 @@ run_one() {
     log "round $round  $proxy  c=$conns  ${rps} req/s  p50 ${p50}us  p99 ${p99}us  ${cpu_us} CPU us/req  errors $errors"
 }
 
-median() {
-    sort -g | awk '{v[NR] = $1} END {
-        if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-    }'
-}
 
 # column_median PROXY CONNS FIELD (4 rps, 5 p50, 6 p99, 7 cpu, 8 errors summed instead)
 column_median() {
