@@ -41,6 +41,7 @@ impl App {
     /// Starts the registry (when configured), the proxy, then the discovery watches: a watch
     /// of a registry name finds the registry already answering.
     pub async fn start(config: &Config) -> anyhow::Result<App> {
+        refuse_unimplemented(config)?;
         let metrics = Metrics::new(&config.load_balancer.name);
         let discovery_metrics = DiscoveryMetrics::register(metrics.registry());
         let registry = EmbeddedRegistry::new(discovery_metrics.clone());
@@ -85,6 +86,7 @@ impl App {
     /// Applies a validated config to every part, in data-flow order. Whatever can fail is
     /// done before anything running changes, so an error leaves the previous config serving.
     pub async fn apply(&self, config: &Config) -> anyhow::Result<()> {
+        refuse_unimplemented(config)?;
         let mut dns = self.dns.lock().await;
         if dns.is_none() && !config.registry.namespaces.is_empty() {
             // Serving nothing until configured below, so starting it early changes nothing.
@@ -140,4 +142,16 @@ fn namespace_names(config: &Config) -> Vec<String> {
         .iter()
         .map(|namespace| namespace.name.clone())
         .collect()
+}
+
+/// Refuses parts of the file that validate but that `run` does not carry out yet, rather than
+/// ignoring them: services and task definitions wait for the service scheduler.
+pub fn refuse_unimplemented(config: &Config) -> anyhow::Result<()> {
+    if !config.services.is_empty() || !config.task_definitions.is_empty() {
+        anyhow::bail!(
+            "`services` and `task_definitions` are valid but not run yet: the service scheduler \
+             is not wired into `scalegate run`; remove them to run this file"
+        );
+    }
+    Ok(())
 }

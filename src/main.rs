@@ -177,6 +177,10 @@ fn load(path: Option<&Path>) -> Result<Config, scalegate_config::ConfigErrors> {
 fn check(path: &Path) -> ExitCode {
     match scalegate_config::load(path) {
         Ok(config) => {
+            if let Err(error) = app::refuse_unimplemented(&config) {
+                eprintln!("{}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
             println!("{}: valid", path.display());
             print!("{}", explain(&config));
             ExitCode::SUCCESS

@@ -37,10 +37,13 @@ pub struct Config {
     pub registry: ServiceRegistry,
     /// What services run, ECS-style: one definition per family (command, resources, port).
     /// scalegate numbers revisions itself (`family:1`, `family:2` when a reload changes it).
+    /// Validated, but not run yet: `scalegate run` refuses a file with task definitions or
+    /// services until the service scheduler is wired in.
     #[serde(default)]
     pub task_definitions: Vec<TaskDefinition>,
     /// Services: keep a number of tasks of a task definition running behind target groups,
-    /// optionally scaled by Application Auto Scaling-style policies.
+    /// optionally scaled by Application Auto Scaling-style policies. Validated, but not run
+    /// yet (see `task_definitions`).
     #[serde(default)]
     pub services: Vec<Service>,
 }
@@ -1221,6 +1224,8 @@ mod tests {
 ///
 /// A DNS source re-resolves when its records' TTL runs out (clamped to the refresh bounds), so
 /// it follows Docker's embedded DNS, a Cloud Map namespace on AWS, or scalegate's own registry.
+/// A name inside this process's own registry (with no `name_servers`) is read from the
+/// registry directly, told of every change: the refresh and failure settings then do not apply.
 /// Settings a source cannot use are errors (`port` with `srv_name`; `address_family` and
 /// `name_servers` with `file`), so nothing written is silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
