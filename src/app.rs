@@ -61,7 +61,7 @@ impl App {
             registry: Arc::clone(&registry),
         };
         let watches = discovery
-            .prepare(config, Some(&location))
+            .prepare(config, &location)
             .context("cannot start discovery")?;
         discovery.commit(watches);
         Ok(App {
@@ -106,7 +106,7 @@ impl App {
         };
         let watches = self
             .discovery
-            .prepare(config, Some(&location))
+            .prepare(config, &location)
             .context("discovery")?;
         self.proxy.apply(config).context("proxy")?;
         self.registry.configure(&config.registry);

@@ -44,7 +44,7 @@ pub struct PreparedWatches {
 type Discovered = Arc<Mutex<Option<BTreeSet<SocketAddr>>>>;
 
 /// What a watch is started from; a reload with the same key keeps the watch running.
-type WatchKey = (TargetDiscovery, u16, Option<Vec<String>>);
+type WatchKey = (TargetDiscovery, u16, Vec<String>);
 
 struct RunningWatch {
     /// What the watch was started from; a reload with the same settings keeps it running.
@@ -78,7 +78,7 @@ impl TargetDiscoveryWiring {
     pub fn prepare(
         &self,
         config: &Config,
-        registry: Option<&RegistryLocation>,
+        registry: &RegistryLocation,
     ) -> Result<PreparedWatches, scalegate_discovery::DiscoveryError> {
         let mut wanted = HashMap::new();
         for group in &config.target_groups {
@@ -88,13 +88,9 @@ impl TargetDiscoveryWiring {
             let spec = WatchSpec::from_config(
                 discovery,
                 group.port,
-                registry.map(|location| (location.namespaces.as_slice(), &location.registry)),
+                Some((registry.namespaces.as_slice(), &registry.registry)),
             )?;
-            let started_from = (
-                discovery.clone(),
-                group.port,
-                registry.map(|location| location.namespaces.clone()),
-            );
+            let started_from = (discovery.clone(), group.port, registry.namespaces.clone());
             wanted.insert(group.name.clone(), (spec, started_from));
         }
         Ok(PreparedWatches { wanted })
