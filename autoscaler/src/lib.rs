@@ -17,9 +17,12 @@
 //! - [`engine`]: the decision [`Engine`], a pure function of [`MetricHistory`] and time that
 //!   applies the policies under the `aws` or `fast` timing profile and explains every decision
 //!   as an activity.
+//! - [`scheduler`]: the ECS service scheduler's [`scheduler::plan`], a pure function.
+//! - [`local`]: the local task runtime (child processes under the `task-exec` supervisor).
 //!
-//! Status: issue 5 implements the scheduler, the local backend, metrics and the decision
-//! engine; issue 7 the Docker backend; issue 8 the AWS backend. The arithmetic helpers
+//! Status: the engine, the scheduler's plan and the local runtime are built and tested, but
+//! nothing drives them yet: the scheduler loop, metric collection and the wiring into
+//! `scalegate run` are the rest of issue 5; issue 7 adds the Docker backend, issue 8 AWS. The arithmetic helpers
 //! (rounding, deployment bounds, step selection, lifecycle order, `family:N`) and the engine
 //! are unit-tested against hand-computed cases because everything later depends on them being
 //! exactly AWS's.
