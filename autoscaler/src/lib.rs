@@ -17,7 +17,7 @@
 //! - [`engine`]: the decision [`Engine`], a pure function of [`MetricHistory`] and time that
 //!   applies the policies under the `aws` or `fast` timing profile and explains every decision
 //!   as an activity.
-//! - [`scheduler`]: the ECS service scheduler's [`scheduler::plan`], a pure function.
+//! - [`scheduler`]: the ECS service scheduler's [`scheduler::plan()`], a pure function.
 //! - [`local`]: the local task runtime (child processes under the `task-exec` supervisor).
 //!
 //! Status: the engine, the scheduler's plan and the local runtime are built and tested, but

@@ -1,5 +1,5 @@
 //! The ECS service scheduler for the backends where scalegate runs the tasks (local processes,
-//! Docker): [`plan`] decides, a loop (issue 5) carries the plan out through a
+//! Docker): [`plan()`] decides, a loop (issue 5) carries the plan out through a
 //! [`crate::TaskRuntime`], registering and deregistering tasks for discovery.
 
 pub mod plan;
