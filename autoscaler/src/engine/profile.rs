@@ -30,10 +30,10 @@ pub struct FastParameters {
     /// always allowed). Default 2.0: at most halve per step (Knative's max scale-down rate).
     pub max_scale_in_ratio: f64,
     /// Scale-out cooldown of policies that set none: after a scale-in, scale-out from the
-    /// stable window waits this long. Default 15 s.
+    /// stable window waits this long. Default 10 s, the config's documented default.
     pub scale_out_cooldown: Duration,
     /// Scale-in cooldown of policies that set none: after any scale-out or scale-in, scale-in
-    /// waits this long. Default 60 s.
+    /// waits this long. Default 30 s, the config's documented default.
     pub scale_in_cooldown: Duration,
 }
 
@@ -45,8 +45,8 @@ impl Default for FastParameters {
             panic_threshold: 2.0,
             scale_out_tolerance: 0.1,
             max_scale_in_ratio: 2.0,
-            scale_out_cooldown: Duration::from_secs(15),
-            scale_in_cooldown: Duration::from_secs(60),
+            scale_out_cooldown: Duration::from_secs(10),
+            scale_in_cooldown: Duration::from_secs(30),
         }
     }
 }

@@ -229,6 +229,16 @@ fn fast_cpu(target: f64) -> ScalingPolicy {
     ScalingPolicy::TargetTracking(tracking(cpu(), target, TimingProfile::Fast))
 }
 
+/// A `fast` CPU policy with explicit cooldowns, so a test's timings do not move when the
+/// profile's defaults do.
+fn fast_cpu_with_cooldowns(target: f64, scale_out: u64, scale_in: u64) -> ScalingPolicy {
+    ScalingPolicy::TargetTracking(TargetTracking {
+        scale_out_cooldown: Some(Duration::from_secs(scale_out)),
+        scale_in_cooldown: Some(Duration::from_secs(scale_in)),
+        ..tracking(cpu(), target, TimingProfile::Fast)
+    })
+}
+
 /// Deterministic noise in `[-amplitude, amplitude]` (xorshift), so runs repeat exactly.
 fn noise(amplitude: f64) -> impl FnMut() -> f64 {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -892,7 +902,12 @@ fn fast_reacts_to_a_burst_within_the_panic_window_and_scales_back_in_by_halves()
             80.0
         }
     };
-    let mut sim = Sim::new(1, 20, 2, vec![("cpu", fast_cpu(50.0))]);
+    let mut sim = Sim::new(
+        1,
+        20,
+        2,
+        vec![("cpu", fast_cpu_with_cooldowns(50.0, 15, 60))],
+    );
     sim.run(1..=600, |_, second, running| {
         load(second) / f64::from(running)
     });
@@ -949,7 +964,7 @@ fn fast_scales_out_once_for_noisy_load_above_the_target_and_stays() {
 
 #[test]
 fn fast_stable_scale_out_waits_its_cooldown_after_a_scale_in_but_panic_does_not() {
-    let policies = || vec![("cpu", fast_cpu(50.0))];
+    let policies = || vec![("cpu", fast_cpu_with_cooldowns(50.0, 15, 60))];
     // Load 100 needs 2 tasks: at 55 s the stable window is covered and 4 → 2.
     let mut sim = Sim::new(1, 20, 4, policies());
     sim.run(1..=55, |_, _, running| 100.0 / f64::from(running));
