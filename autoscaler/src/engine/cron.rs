@@ -12,14 +12,17 @@
 //! |--------------|-----------------------|------------------------------------------|
 //! | minutes      | 0–59                  | `,` `-` `*` `/`                          |
 //! | hours        | 0–23                  | `,` `-` `*` `/`                          |
-//! | day-of-month | 1–31                  | `,` `-` `*` `/` `?`, or alone `L`, `LW`, `nW` |
+//! | day-of-month | 1–31                  | `,` `-` `*` `/` `?` `L` `LW` `nW`         |
 //! | month        | 1–12 or `JAN`–`DEC`   | `,` `-` `*` `/`                          |
-//! | day-of-week  | 1–7 or `SUN`–`SAT`    | `,` `-` `*` `/` `?`, or alone `L`, `dL`, `d#n` |
+//! | day-of-week  | 1–7 or `SUN`–`SAT`    | `,` `-` `*` `/` `?` `L` `dL` `d#n`        |
 //! | year         | 1970–2199             | `,` `-` `*` `/`                          |
 //!
-//! Not supported, rejected with an error that says so: the seven-field form with seconds,
-//! ranges that wrap around (`FRI-MON`: write `FRI-SAT,SUN-MON`), `L`/`W`/`#` combined with
-//! lists, and `L-n` offsets.
+//! `?` stands alone; `L`, `LW`, `nW`, `dL` and `d#n` may also be items of a list (`L,15`: the
+//! 15th and the last day), each item adding its days. A range that wraps around runs through
+//! the end of the field, as in Quartz: `FRI-MON` is Friday to Monday, `22-2` in hours is 22:00
+//! to 02:00, `50-10/5` in minutes is 50, 55, 0, 5 and 10. Years do not wrap: a downward year
+//! range is refused. Also refused, with an error that says so: the seven-field form with
+//! seconds and `L-n` offsets (config validation refuses both too).
 //!
 //! Daylight saving time follows EventBridge Scheduler, whose syntax this is: a time that does
 //! not exist (the hour skipped when clocks go forward) is skipped, and a time that exists twice
@@ -77,10 +80,11 @@ impl ValueSet {
     }
 }
 
-/// Which days a cron expression runs on: AWS allows one of the two day fields, the other is `?`.
+/// One rule of a day field; a field is a list of them and a day matches if any rule does.
+/// AWS allows one of the two day fields, the other is `?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum DaySpec {
-    /// Days of the month from a list (`*`, `1,15`, `1-7`, `*/2`).
+enum DayRule {
+    /// Days of the month from values and ranges (`*`, `1,15`, `1-7`, `*/2`, `25-5`).
     MonthDays(ValueSet),
     /// `L`: the last day of the month.
     LastDayOfMonth,
@@ -88,7 +92,7 @@ enum DaySpec {
     LastWeekdayOfMonth,
     /// `nW`: the weekday nearest to day `n`, without leaving the month.
     NearestWeekday(u8),
-    /// Days of the week from a list, 1 = Sunday … 7 = Saturday.
+    /// Days of the week from values and ranges, 1 = Sunday … 7 = Saturday (`L` alone is 7).
     WeekDays(ValueSet),
     /// `dL`: the last day `d` of the week in the month (`6L`: the last Friday).
     LastWeekdayOfKind(u8),
@@ -101,6 +105,60 @@ enum DaySpec {
     },
 }
 
+/// One cron field's name, values and value names, for parsing and error messages.
+struct Field {
+    what: &'static str,
+    min: u32,
+    max: u32,
+    /// `names[0]` is the value `min`.
+    names: &'static [&'static str],
+    /// Whether a downward range wraps around the end of the field (all but the year).
+    wraps: bool,
+}
+
+const MINUTES: Field = Field {
+    what: "minutes",
+    min: 0,
+    max: 59,
+    names: &[],
+    wraps: true,
+};
+const HOURS: Field = Field {
+    what: "hours",
+    min: 0,
+    max: 23,
+    names: &[],
+    wraps: true,
+};
+const DAY_OF_MONTH: Field = Field {
+    what: "day-of-month",
+    min: 1,
+    max: 31,
+    names: &[],
+    wraps: true,
+};
+const MONTH: Field = Field {
+    what: "month",
+    min: 1,
+    max: 12,
+    names: &MONTH_NAMES,
+    wraps: true,
+};
+const DAY_OF_WEEK: Field = Field {
+    what: "day-of-week",
+    min: 1,
+    max: 7,
+    names: &WEEKDAY_NAMES,
+    wraps: true,
+};
+const YEAR: Field = Field {
+    what: "year",
+    min: MIN_YEAR,
+    max: MAX_YEAR,
+    names: &[],
+    wraps: false,
+};
+
 /// A parsed AWS cron expression (the part inside `cron(...)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CronExpression {
@@ -108,7 +166,7 @@ pub struct CronExpression {
     minutes: ValueSet,
     hours: ValueSet,
     months: ValueSet,
-    days: DaySpec,
+    days: Vec<DayRule>,
     years: ValueSet,
 }
 
@@ -142,10 +200,10 @@ impl CronExpression {
                 )))
             }
         }
-        let minutes = parse_list(parts[0], "minutes", 0, 59, &[]).map_err(error)?;
-        let hours = parse_list(parts[1], "hours", 0, 23, &[]).map_err(error)?;
-        let months = parse_list(parts[3], "month", 1, 12, &MONTH_NAMES).map_err(error)?;
-        let years = parse_list(parts[5], "year", MIN_YEAR, MAX_YEAR, &[]).map_err(error)?;
+        let minutes = parse_list(parts[0], &MINUTES).map_err(error)?;
+        let hours = parse_list(parts[1], &HOURS).map_err(error)?;
+        let months = parse_list(parts[3], &MONTH).map_err(error)?;
+        let years = parse_list(parts[5], &YEAR).map_err(error)?;
         let days =
             match (parts[2], parts[4]) {
                 ("?", "?") => {
@@ -222,13 +280,19 @@ impl CronExpression {
     }
 
     fn matches_day(&self, date: Date) -> bool {
+        self.days.iter().any(|rule| rule.matches(date))
+    }
+}
+
+impl DayRule {
+    fn matches(&self, date: Date) -> bool {
         let day = date.day() as u32;
         let days_in_month = date.days_in_month() as u32;
         let weekday = date.weekday().to_sunday_one_offset() as u8;
-        match &self.days {
-            DaySpec::MonthDays(set) => set.contains(day),
-            DaySpec::LastDayOfMonth => day == days_in_month,
-            DaySpec::LastWeekdayOfMonth => {
+        match self {
+            DayRule::MonthDays(set) => set.contains(day),
+            DayRule::LastDayOfMonth => day == days_in_month,
+            DayRule::LastWeekdayOfMonth => {
                 let last = date.last_of_month();
                 let back = match last.weekday().to_sunday_one_offset() {
                     7 => 1, // Saturday → Friday
@@ -237,7 +301,7 @@ impl CronExpression {
                 };
                 day == days_in_month - back
             }
-            DaySpec::NearestWeekday(target) => {
+            DayRule::NearestWeekday(target) => {
                 let target = u32::from(*target);
                 if target > days_in_month {
                     return false;
@@ -254,62 +318,74 @@ impl CronExpression {
                 };
                 day == nearest
             }
-            DaySpec::WeekDays(set) => set.contains(u32::from(weekday)),
-            DaySpec::LastWeekdayOfKind(kind) => weekday == *kind && day + 7 > days_in_month,
-            DaySpec::NthWeekday { weekday: kind, nth } => {
+            DayRule::WeekDays(set) => set.contains(u32::from(weekday)),
+            DayRule::LastWeekdayOfKind(kind) => weekday == *kind && day + 7 > days_in_month,
+            DayRule::NthWeekday { weekday: kind, nth } => {
                 weekday == *kind && (day - 1) / 7 + 1 == u32::from(*nth)
             }
         }
     }
 }
 
-/// Parses a comma list of `*`, `n`, `a-b`, each optionally `/step`, with optional names
-/// (`names[0]` is the value `min`).
-fn parse_list(
-    field: &str,
-    what: &str,
-    min: u32,
-    max: u32,
-    names: &[&str],
-) -> Result<ValueSet, String> {
-    let mut set = ValueSet::empty(min);
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((range, step)) => {
-                let step: u32 = step.parse().ok().filter(|step| *step >= 1).ok_or_else(|| {
-                    format!("{what} field `{item}`: the step must be a number ≥ 1")
-                })?;
-                (range, step)
-            }
-            None => (item, 1),
-        };
-        let (first, last) = if range == "*" {
-            (min, max)
-        } else if let Some((first, last)) = range.split_once('-') {
-            let first = parse_value(first, what, min, max, names)?;
-            let last = parse_value(last, what, min, max, names)?;
-            if first > last {
-                return Err(format!(
-                    "{what} field `{item}`: ranges must go upwards (wrap-around ranges are not \
-                     supported; split them into two)"
-                ));
-            }
-            (first, last)
-        } else {
-            let first = parse_value(range, what, min, max, names)?;
-            // `a/step` runs from a to the end of the field, as in Quartz.
-            (first, if item.contains('/') { max } else { first })
-        };
-        let mut value = first;
-        while value <= last {
-            set.insert(value);
-            value += step;
-        }
+/// Parses a comma list of `*`, `n`, `a-b`, each optionally `/step`, with the field's names.
+fn parse_list(text: &str, field: &Field) -> Result<ValueSet, String> {
+    let mut set = ValueSet::empty(field.min);
+    for item in text.split(',') {
+        add_item(item, field, &mut set)?;
     }
     Ok(set)
 }
 
-fn parse_value(text: &str, what: &str, min: u32, max: u32, names: &[&str]) -> Result<u32, String> {
+/// Adds the values of one list item, `*`, `n`, `a-b`, each optionally `/step`, to `set`.
+/// `a/step` runs from `a` to the end of the field and a downward range wraps around it, as in
+/// Quartz.
+fn add_item(item: &str, field: &Field, set: &mut ValueSet) -> Result<(), String> {
+    let what = field.what;
+    let (range, step) = match item.split_once('/') {
+        Some((range, step)) => {
+            let step: u32 =
+                step.parse().ok().filter(|step| *step >= 1).ok_or_else(|| {
+                    format!("{what} field `{item}`: the step must be a number ≥ 1")
+                })?;
+            (range, step)
+        }
+        None => (item, 1),
+    };
+    let (first, last) = if range == "*" {
+        (field.min, field.max)
+    } else if let Some((first, last)) = range.split_once('-') {
+        (parse_value(first, field)?, parse_value(last, field)?)
+    } else {
+        let first = parse_value(range, field)?;
+        (first, if item.contains('/') { field.max } else { first })
+    };
+    if first > last && !field.wraps {
+        return Err(format!(
+            "{what} field `{item}`: a range of years must go upwards"
+        ));
+    }
+    // A wrapping range counts on past the end of the field and folds back into it.
+    let size = field.max - field.min + 1;
+    let end = if first > last { last + size } else { last };
+    let mut value = first;
+    while value <= end {
+        set.insert(field.min + (value - field.min) % size);
+        match value.checked_add(step) {
+            Some(next) => value = next,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+fn parse_value(text: &str, field: &Field) -> Result<u32, String> {
+    let Field {
+        what,
+        min,
+        max,
+        names,
+        ..
+    } = *field;
     let upper = text.to_ascii_uppercase();
     if let Some(index) = names.iter().position(|name| *name == upper) {
         return Ok(min + index as u32);
@@ -318,60 +394,80 @@ fn parse_value(text: &str, what: &str, min: u32, max: u32, names: &[&str]) -> Re
         Ok(value) if (min..=max).contains(&value) => Ok(value),
         Ok(value) => Err(format!("{what} field: {value} is outside {min}–{max}")),
         Err(_) if text.contains(['L', 'W', '#', 'l', 'w']) => Err(format!(
-            "{what} field `{text}`: `L`, `W` and `#` are only supported alone in the day fields"
+            "{what} field `{text}`: `L`, `W` and `#` are items of the day fields (`L`, `LW`, \
+             `15W`; `L`, `6L`, `2#1`), not parts of a range or step"
         )),
         Err(_) => Err(format!("{what} field: `{text}` is not a value")),
     }
 }
 
-fn parse_day_of_month(field: &str) -> Result<DaySpec, String> {
-    let upper = field.to_ascii_uppercase();
-    if upper == "L" {
-        return Ok(DaySpec::LastDayOfMonth);
+/// The day-of-month field: a list of `L`, `LW`, `nW` and values or ranges.
+fn parse_day_of_month(text: &str) -> Result<Vec<DayRule>, String> {
+    let mut set = ValueSet::empty(DAY_OF_MONTH.min);
+    let mut rules = Vec::new();
+    for item in text.split(',') {
+        let upper = item.to_ascii_uppercase();
+        if upper == "L" {
+            rules.push(DayRule::LastDayOfMonth);
+        } else if upper == "LW" {
+            rules.push(DayRule::LastWeekdayOfMonth);
+        } else if let Some(day) = upper.strip_suffix('W') {
+            match day.parse::<u8>() {
+                Ok(day) if (1..=31).contains(&day) => rules.push(DayRule::NearestWeekday(day)),
+                _ => {
+                    return Err(format!(
+                        "day-of-month field `{item}`: `W` takes one day 1–31 (`15W`)"
+                    ))
+                }
+            }
+        } else if upper.starts_with("L-") {
+            return Err(format!(
+                "day-of-month field `{item}`: `L-n` offsets are not supported"
+            ));
+        } else {
+            add_item(item, &DAY_OF_MONTH, &mut set)?;
+        }
     }
-    if upper == "LW" {
-        return Ok(DaySpec::LastWeekdayOfMonth);
+    if set != ValueSet::empty(DAY_OF_MONTH.min) {
+        rules.push(DayRule::MonthDays(set));
     }
-    if let Some(day) = upper.strip_suffix('W') {
-        return match day.parse::<u8>() {
-            Ok(day) if (1..=31).contains(&day) => Ok(DaySpec::NearestWeekday(day)),
-            _ => Err(format!(
-                "day-of-month field `{field}`: `W` takes one day 1–31 (`15W`), alone"
-            )),
-        };
-    }
-    if upper.starts_with("L-") {
-        return Err(format!(
-            "day-of-month field `{field}`: `L-n` offsets are not supported"
-        ));
-    }
-    parse_list(field, "day-of-month", 1, 31, &[]).map(DaySpec::MonthDays)
+    Ok(rules)
 }
 
-fn parse_day_of_week(field: &str) -> Result<DaySpec, String> {
-    let upper = field.to_ascii_uppercase();
-    let weekday = |text: &str| parse_value(text, "day-of-week", 1, 7, &WEEKDAY_NAMES);
-    if upper == "L" {
-        // Quartz and EventBridge: `L` alone in the day-of-week field is the last day of the
-        // week, Saturday.
-        let mut set = ValueSet::empty(1);
-        set.insert(7);
-        return Ok(DaySpec::WeekDays(set));
+/// The day-of-week field: a list of `L` (Saturday), `dL`, `d#n` and values or ranges.
+fn parse_day_of_week(text: &str) -> Result<Vec<DayRule>, String> {
+    let weekday = |day: &str| parse_value(day, &DAY_OF_WEEK).map(|day| day as u8);
+    let mut set = ValueSet::empty(DAY_OF_WEEK.min);
+    let mut rules = Vec::new();
+    for item in text.split(',') {
+        let upper = item.to_ascii_uppercase();
+        if upper == "L" {
+            // Quartz and EventBridge: `L` alone in the day-of-week field is the last day of
+            // the week, Saturday.
+            set.insert(7);
+        } else if let Some((day, nth)) = upper.split_once('#') {
+            let weekday = weekday(day)?;
+            match nth.parse::<u8>() {
+                Ok(nth) if (1..=5).contains(&nth) => {
+                    rules.push(DayRule::NthWeekday { weekday, nth })
+                }
+                _ => {
+                    return Err(format!(
+                        "day-of-week field `{item}`: `#` takes an occurrence 1–5 (`2#1`, the \
+                         first Monday)"
+                    ))
+                }
+            }
+        } else if let Some(day) = upper.strip_suffix('L') {
+            rules.push(DayRule::LastWeekdayOfKind(weekday(day)?));
+        } else {
+            add_item(item, &DAY_OF_WEEK, &mut set)?;
+        }
     }
-    if let Some((day, nth)) = upper.split_once('#') {
-        let weekday = weekday(day)? as u8;
-        return match nth.parse::<u8>() {
-            Ok(nth) if (1..=5).contains(&nth) => Ok(DaySpec::NthWeekday { weekday, nth }),
-            _ => Err(format!(
-                "day-of-week field `{field}`: `#` takes an occurrence 1–5 (`2#1`, the first \
-                 Monday)"
-            )),
-        };
+    if set != ValueSet::empty(DAY_OF_WEEK.min) {
+        rules.push(DayRule::WeekDays(set));
     }
-    if let Some(day) = upper.strip_suffix('L') {
-        return Ok(DaySpec::LastWeekdayOfKind(weekday(day)? as u8));
-    }
-    parse_list(field, "day-of-week", 1, 7, &WEEKDAY_NAMES).map(DaySpec::WeekDays)
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -485,11 +581,79 @@ mod tests {
         assert!(reason("0 0 * * * *").contains("must be `?`"));
         assert!(reason("0 0 ? * ? *").contains("both"));
         assert!(reason("60 0 * * ? *").contains("outside 0–59"));
-        assert!(reason("0 0 ? * FRI-MON *").contains("wrap-around"));
-        assert!(reason("0 0 L,15 * ? *").contains("only supported alone"));
+        assert!(reason("0 0 * * ? 2030-2020").contains("years must go upwards"));
+        assert!(reason("0 0 L/2 * ? *").contains("not parts of a range or step"));
         assert!(reason("0 0 ? * 2#6 *").contains("occurrence 1–5"));
         assert!(reason("0/0 0 * * ? *").contains("step"));
         assert!(reason("0 0 L-2 * ? *").contains("offsets"));
+    }
+
+    #[test]
+    fn downward_ranges_wrap_around_the_field() {
+        let cron = CronExpression::parse("50-10/5 22-2 ? NOV-FEB FRI-MON *").unwrap();
+        let minutes: Vec<u32> = (0..60).filter(|m| cron.minutes.contains(*m)).collect();
+        assert_eq!(minutes, [0, 5, 10, 50, 55]);
+        let hours: Vec<u32> = (0..24).filter(|h| cron.hours.contains(*h)).collect();
+        assert_eq!(hours, [0, 1, 2, 22, 23]);
+        let months: Vec<u32> = (1..=12).filter(|m| cron.months.contains(*m)).collect();
+        assert_eq!(months, [1, 2, 11, 12]);
+        // 2026-01-02 is a Friday; Tuesday to Thursday are skipped.
+        assert_eq!(
+            next("0 12 ? * FRI-MON *", "2026-01-05T12:00:01Z").as_deref(),
+            Some("2026-01-09T12:00:00Z")
+        );
+        // Day of month 30-2 in February: 1 and 2 March follow the 28th.
+        assert_eq!(
+            next("0 0 30-2 * ? *", "2026-02-03T00:00:00Z").as_deref(),
+            Some("2026-03-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn special_days_may_be_items_of_a_list() {
+        // The 15th and the last day.
+        assert_eq!(
+            next("0 0 L,15 * ? *", "2026-02-16T00:00:00Z").as_deref(),
+            Some("2026-02-28T00:00:00Z")
+        );
+        assert_eq!(
+            next("0 0 L,15 * ? *", "2026-03-01T00:00:00Z").as_deref(),
+            Some("2026-03-15T00:00:00Z")
+        );
+        // The first Monday and the last Friday (2026-01-30) of the month, and Saturdays (`L`).
+        let runs = |from: &str, count: usize| {
+            let cron = CronExpression::parse("0 0 ? * 2#1,6L,L *").unwrap();
+            let mut at = utc(from);
+            let mut found = Vec::new();
+            for _ in 0..count {
+                let run = cron.next_at_or_after(at, &TimeZone::UTC).unwrap();
+                found.push(run.to_string());
+                at = run + jiff::SignedDuration::from_secs(1);
+            }
+            found
+        };
+        assert_eq!(
+            runs("2026-01-20T00:00:00Z", 4),
+            [
+                "2026-01-24T00:00:00Z",
+                "2026-01-30T00:00:00Z",
+                "2026-01-31T00:00:00Z",
+                "2026-02-02T00:00:00Z"
+            ]
+        );
+        // Nearest weekdays to the 1st and 15th of August 2026 (a Saturday each): 3rd and 14th.
+        assert_eq!(
+            next("0 0 1W,15W * ? *", "2026-08-04T00:00:00Z").as_deref(),
+            Some("2026-08-14T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn huge_steps_take_the_first_value_only() {
+        let cron = CronExpression::parse("1/4294967295 0 * * ? 2000/4294967295").unwrap();
+        let minutes: Vec<u32> = (0..60).filter(|m| cron.minutes.contains(*m)).collect();
+        assert_eq!(minutes, [1]);
+        assert!(cron.years.contains(2000) && !cron.years.contains(2001));
     }
 
     #[test]
