@@ -18,6 +18,8 @@
 //!   applies the policies under the `aws` or `fast` timing profile and explains every decision
 //!   as an activity.
 //! - [`scheduler`]: the ECS service scheduler's [`scheduler::plan()`], a pure function.
+//! - [`from_config`]: the validated config in these types: the [`TaskDefinitionStore`] that
+//!   numbers revisions, [`service_from_config`] and [`scaling_from_config`].
 //! - [`local`]: the local task runtime (child processes under the `task-exec` supervisor).
 //!
 //! Status: the engine, the scheduler's plan and the local runtime are built and tested, but
@@ -31,6 +33,7 @@
 pub mod activity;
 pub mod backend;
 pub mod engine;
+pub mod from_config;
 pub mod local;
 pub mod scaling;
 pub mod scheduler;
@@ -42,6 +45,9 @@ pub use backend::{Backend, BackendError, ResourceUsage, ServiceStatus, TaskRunti
 pub use engine::{
     retention_for, AlarmState, AwsParameters, Decision, Engine, EngineSettings, EvaluationInputs,
     FastParameters, MetricHistory, PolicyInput, Sample,
+};
+pub use from_config::{
+    scaling_from_config, service_from_config, MappingError, ServiceScalingPlan, TaskDefinitionStore,
 };
 pub use scaling::{
     AdjustmentType, Alarm, ComparisonOperator, MetricSpec, PredefinedMetricType, ScalableTarget,
