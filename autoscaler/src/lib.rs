@@ -32,6 +32,7 @@ pub mod activity;
 pub mod backend;
 pub mod engine;
 pub mod local;
+pub mod metrics;
 pub mod scaling;
 pub mod scheduler;
 pub mod service;
