@@ -2,6 +2,7 @@
 //! should not open a connection a second), a deadline under the sampling period, and a cap on
 //! the body so a runaway exporter cannot exhaust memory.
 
+use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,7 +94,8 @@ impl MetricClient {
             })?;
         let exchange = async {
             let response = self.http.request(request).await.map_err(|error| {
-                let reason = sources(&error);
+                // hyper's own words ("client error (Connect)") say nothing; its causes do.
+                let reason = error.source().map_or_else(|| error.to_string(), sources);
                 if error.is_connect() {
                     MetricError::Connect {
                         url: shown_url.to_owned(),
@@ -151,8 +153,7 @@ impl Default for MetricClient {
     }
 }
 
-/// An error and its causes, `outer: inner: innermost`, since hyper's own message ("client
-/// error (Connect)") does not say what happened.
+/// An error and its causes, `outer: inner: innermost`.
 fn sources(error: &(dyn std::error::Error + 'static)) -> String {
     let mut words = error.to_string();
     let mut cause = error.source();
