@@ -54,18 +54,26 @@ pub struct CustomMetric {
 
 #[derive(Debug)]
 enum Source {
-    Scrape {
-        url: String,
-        uri: Uri,
-        metric_name: String,
-        labels: BTreeMap<String, String>,
-        counter: CounterRate,
-    },
-    PromQl {
-        server_url: String,
-        uri: Uri,
-        query: String,
-    },
+    Scrape(Scrape),
+    PromQl(PromQl),
+}
+
+/// A metric read from an exposition URL.
+#[derive(Debug)]
+struct Scrape {
+    url: String,
+    uri: Uri,
+    metric_name: String,
+    labels: BTreeMap<String, String>,
+    counter: CounterRate,
+}
+
+/// A PromQL query evaluated by a server.
+#[derive(Debug)]
+struct PromQl {
+    server_url: String,
+    uri: Uri,
+    query: String,
 }
 
 impl CustomMetric {
@@ -79,13 +87,13 @@ impl CustomMetric {
     ) -> Result<Self, MetricError> {
         Ok(CustomMetric {
             client: client.clone(),
-            source: Source::Scrape {
+            source: Source::Scrape(Scrape {
                 url: url.to_owned(),
                 uri: http_uri(url, url)?,
                 metric_name: metric_name.to_owned(),
                 labels,
                 counter: CounterRate::default(),
-            },
+            }),
         })
     }
 
@@ -111,11 +119,11 @@ impl CustomMetric {
         );
         Ok(CustomMetric {
             client: client.clone(),
-            source: Source::PromQl {
+            source: Source::PromQl(PromQl {
                 server_url: server_url.to_owned(),
                 uri: http_uri(&address, server_url)?,
                 query: query.to_owned(),
-            },
+            }),
         })
     }
 
@@ -137,97 +145,89 @@ impl CustomMetric {
     }
 
     /// Takes one reading: the value, `Ok(None)` when there is legitimately none yet (a
-    /// counter's first reading, or a counter reset), or why there is none.
+    /// counter's first reading, or a counter reset), or why there is none. Cancel-safe: a
+    /// reading dropped half-way leaves the counter state as it was.
     pub async fn sample(&mut self) -> Result<Option<f64>, MetricError> {
         match &mut self.source {
-            Source::Scrape {
-                url,
-                uri,
-                metric_name,
-                labels,
-                counter,
-            } => {
-                let fetched = self.client.get(uri, EXPOSITION_ACCEPT, url).await?;
-                let arrived = Instant::now();
-                if !fetched.status.is_success() {
-                    return Err(status_error(url, &fetched));
-                }
-                let text = std::str::from_utf8(&fetched.body).map_err(|error| {
-                    MetricError::Exposition {
-                        url: url.clone(),
-                        reason: format!("the body is not UTF-8 ({error})"),
-                    }
-                })?;
-                let exposition =
-                    Exposition::parse(text).map_err(|error| MetricError::Exposition {
-                        url: url.clone(),
-                        reason: error.to_string(),
-                    })?;
-                let value =
-                    exposition
-                        .select(metric_name, labels)
-                        .map_err(|error| match error {
-                            SelectError::Absent => MetricError::MetricAbsent {
-                                url: url.clone(),
-                                metric: metric_name.clone(),
-                            },
-                            SelectError::NoMatch {
-                                series_count,
-                                examples,
-                            } => MetricError::NoSeriesMatched {
-                                url: url.clone(),
-                                selector: Selector::new(metric_name, labels).to_string(),
-                                series_count,
-                                examples,
-                            },
-                        })?;
-                let value = finite(value, || {
-                    format!("{} at {url}", Selector::new(metric_name, labels))
-                })?;
-                if exposition.is_cumulative(metric_name) {
-                    Ok(counter.rate(value, arrived))
-                } else {
-                    Ok(Some(value))
-                }
-            }
-            Source::PromQl {
-                server_url,
-                uri,
-                query,
-            } => {
-                let fetched = self.client.get(uri, JSON_ACCEPT, server_url).await?;
-                let answer = promql::parse_answer(&fetched.body);
-                if !fetched.status.is_success()
-                    && !matches!(answer, Err(AnswerError::Refused { .. }))
-                {
-                    return Err(status_error(server_url, &fetched));
-                }
-                let value = answer.map_err(|error| match error {
-                    AnswerError::Refused { error_type, error } => MetricError::QueryRefused {
-                        server: server_url.clone(),
-                        query: query.clone(),
-                        error_type,
-                        error,
-                    },
-                    AnswerError::NoSeries => MetricError::QueryNoSeries {
-                        query: query.clone(),
-                    },
-                    AnswerError::SeveralSeries { count, examples } => {
-                        MetricError::QuerySeveralSeries {
-                            query: query.clone(),
-                            count,
-                            examples,
-                        }
-                    }
-                    AnswerError::Unexpected(reason) => MetricError::QueryAnswer {
-                        server: server_url.clone(),
-                        query: query.clone(),
-                        reason,
-                    },
-                })?;
-                finite(value, || format!("PromQL `{query}`")).map(Some)
-            }
+            Source::Scrape(scrape) => scrape.sample(&self.client).await,
+            Source::PromQl(query) => query.sample(&self.client).await.map(Some),
         }
+    }
+}
+
+impl Scrape {
+    async fn sample(&mut self, client: &MetricClient) -> Result<Option<f64>, MetricError> {
+        let fetched = client.get(&self.uri, EXPOSITION_ACCEPT, &self.url).await?;
+        let arrived = Instant::now();
+        if !fetched.status.is_success() {
+            return Err(status_error(&self.url, &fetched));
+        }
+        let unreadable = |reason: String| MetricError::Exposition {
+            url: self.url.clone(),
+            reason,
+        };
+        let text = std::str::from_utf8(&fetched.body)
+            .map_err(|error| unreadable(format!("the body is not UTF-8 ({error})")))?;
+        let exposition = Exposition::parse(text).map_err(|error| unreadable(error.to_string()))?;
+        let selector = Selector::new(&self.metric_name, &self.labels);
+        let value =
+            exposition
+                .select(&self.metric_name, &self.labels)
+                .map_err(|error| match error {
+                    SelectError::Absent => MetricError::MetricAbsent {
+                        url: self.url.clone(),
+                        metric: self.metric_name.clone(),
+                    },
+                    SelectError::NoMatch {
+                        series_count,
+                        examples,
+                    } => MetricError::NoSeriesMatched {
+                        url: self.url.clone(),
+                        selector: selector.to_string(),
+                        series_count,
+                        examples,
+                    },
+                })?;
+        let value = finite(value, || format!("{selector} at {}", self.url))?;
+        if exposition.is_cumulative(&self.metric_name) {
+            Ok(self.counter.rate(value, arrived))
+        } else {
+            Ok(Some(value))
+        }
+    }
+}
+
+impl PromQl {
+    async fn sample(&self, client: &MetricClient) -> Result<f64, MetricError> {
+        let fetched = client.get(&self.uri, JSON_ACCEPT, &self.server_url).await?;
+        let answer = promql::parse_answer(&fetched.body);
+        // Prometheus explains refused queries in JSON under 400, 422 or 503; any other
+        // failure status is the server's (or a proxy's) own.
+        if !fetched.status.is_success() && !matches!(answer, Err(AnswerError::Refused { .. })) {
+            return Err(status_error(&self.server_url, &fetched));
+        }
+        let value = answer.map_err(|error| match error {
+            AnswerError::Refused { error_type, error } => MetricError::QueryRefused {
+                server: self.server_url.clone(),
+                query: self.query.clone(),
+                error_type,
+                error,
+            },
+            AnswerError::NoSeries => MetricError::QueryNoSeries {
+                query: self.query.clone(),
+            },
+            AnswerError::SeveralSeries { count, examples } => MetricError::QuerySeveralSeries {
+                query: self.query.clone(),
+                count,
+                examples,
+            },
+            AnswerError::Unexpected(reason) => MetricError::QueryAnswer {
+                server: self.server_url.clone(),
+                query: self.query.clone(),
+                reason,
+            },
+        })?;
+        finite(value, || format!("PromQL `{}`", self.query))
     }
 }
 
@@ -235,13 +235,13 @@ impl fmt::Display for CustomMetric {
     /// The source as errors and logs name it: `name{label="v"} at <url>` or PromQL `query`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.source {
-            Source::Scrape {
-                url,
-                metric_name,
-                labels,
-                ..
-            } => write!(f, "{} at {url}", Selector::new(metric_name, labels)),
-            Source::PromQl { query, .. } => write!(f, "PromQL `{query}`"),
+            Source::Scrape(scrape) => write!(
+                f,
+                "{} at {}",
+                Selector::new(&scrape.metric_name, &scrape.labels),
+                scrape.url
+            ),
+            Source::PromQl(query) => write!(f, "PromQL `{}`", query.query),
         }
     }
 }
