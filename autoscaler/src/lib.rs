@@ -35,6 +35,7 @@ pub mod backend;
 pub mod engine;
 pub mod from_config;
 pub mod local;
+pub mod metrics;
 pub mod scaling;
 pub mod scheduler;
 pub mod service;

@@ -6,6 +6,7 @@
 //! [`target_tracking_capacity`], [`percent_adjustment`], [`StepAdjustment::select`],
 //! [`AdjustmentType::apply`] and [`ScalableTarget::clamp`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -84,14 +85,19 @@ pub enum MetricSpec {
         /// The target group, for request counts.
         target_group: Option<String>,
     },
-    /// A Prometheus metric scraped from a URL (a gauge, or a counter's rate).
+    /// A Prometheus metric scraped from a URL (a gauge, or a counter's rate); read by
+    /// [`crate::metrics::CustomMetric`].
     Scraped {
         /// Exposition URL.
         url: String,
-        /// Metric name with optional label matchers.
-        metric: String,
+        /// The metric's exact name (`_bucket`, `_sum`, `_count` series by their own names).
+        metric_name: String,
+        /// Label values that select series; labels not named may be anything, and several
+        /// matching series are summed. Kept apart from the name so nothing re-parses them.
+        labels: BTreeMap<String, String>,
     },
-    /// A PromQL query against a Prometheus server, returning one number.
+    /// A PromQL query against a Prometheus server, returning one number; read by
+    /// [`crate::metrics::CustomMetric`].
     PromQl {
         /// Server base URL.
         server: String,
@@ -105,7 +111,11 @@ impl fmt::Display for MetricSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MetricSpec::Predefined { metric, .. } => f.write_str(metric.as_str()),
-            MetricSpec::Scraped { metric, .. } => f.write_str(metric),
+            MetricSpec::Scraped {
+                metric_name,
+                labels,
+                ..
+            } => write!(f, "{}", crate::metrics::Selector::new(metric_name, labels)),
             MetricSpec::PromQl { query, .. } => write!(f, "PromQL `{query}`"),
         }
     }
