@@ -152,6 +152,10 @@ pub trait TaskRuntime: Send + Sync {
         stop_timeout: Duration,
     ) -> impl Future<Output = Result<Task, BackendError>> + Send;
 
+    /// A free host port for a task's `$PORT` (ECS dynamic port mapping): never the port of one
+    /// of the runtime's live tasks.
+    fn allocate_port(&self) -> Result<u16, BackendError>;
+
     /// The tasks this runtime knows, including ones a previous scalegate started (Docker labels),
     /// so that a restart adopts them instead of starting duplicates.
     fn list(&self) -> impl Future<Output = Result<Vec<Task>, BackendError>> + Send;

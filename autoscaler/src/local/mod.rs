@@ -438,6 +438,10 @@ impl LocalRuntime {
 }
 
 impl TaskRuntime for LocalRuntime {
+    fn allocate_port(&self) -> Result<u16, BackendError> {
+        LocalRuntime::allocate_port(self)
+    }
+
     fn start(
         &self,
         service: &str,
