@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod activity;
+pub mod autoscaling;
 pub mod backend;
 pub mod engine;
 pub mod from_config;
