@@ -16,6 +16,7 @@ use scalegate_proxy::metrics::Metrics;
 use scalegate_proxy::Proxy;
 use tokio::sync::Mutex;
 
+use crate::services::{ServiceEnvironment, Services};
 use crate::target_discovery::{RegistryLocation, TargetDiscoveryWiring};
 
 /// The running parts of `scalegate run`.
@@ -35,13 +36,15 @@ pub struct App {
     dns_configured_address: SocketAddr,
     /// Discovery watches feeding target groups.
     pub discovery: Arc<TargetDiscoveryWiring>,
+    /// Services: their schedulers, tasks and autoscaling.
+    pub services: Arc<Services>,
 }
 
 impl App {
-    /// Starts the registry (when configured), the proxy, then the discovery watches: a watch
-    /// of a registry name finds the registry already answering.
-    pub async fn start(config: &Config) -> anyhow::Result<App> {
-        refuse_unimplemented(config)?;
+    /// Starts the registry (when configured), the proxy, the discovery watches (a watch of a
+    /// registry name finds the registry already answering), then the services, whose tasks
+    /// register into target groups and the registry that now exist.
+    pub async fn start(config: &Config, environment: ServiceEnvironment) -> anyhow::Result<App> {
         let metrics = Metrics::new(&config.load_balancer.name);
         let discovery_metrics = DiscoveryMetrics::register(metrics.registry());
         let registry = EmbeddedRegistry::new(discovery_metrics.clone());
@@ -64,6 +67,17 @@ impl App {
             .prepare(config, &location)
             .context("cannot start discovery")?;
         discovery.commit(watches);
+        let services = Arc::new(Services::new(
+            Arc::clone(proxy.target_groups()),
+            Arc::clone(&registry),
+            metrics.registry(),
+            environment,
+        )?);
+        let prepared = services
+            .prepare(config)
+            .await
+            .context("cannot start services")?;
+        services.commit(prepared).await;
         Ok(App {
             proxy,
             metrics,
@@ -74,6 +88,7 @@ impl App {
             dns: Mutex::new(dns),
             dns_configured_address: config.registry.address,
             discovery,
+            services,
         })
     }
 
@@ -86,7 +101,7 @@ impl App {
     /// Applies a validated config to every part, in data-flow order. Whatever can fail is
     /// done before anything running changes, so an error leaves the previous config serving.
     pub async fn apply(&self, config: &Config) -> anyhow::Result<()> {
-        refuse_unimplemented(config)?;
+        let services = self.services.prepare(config).await.context("services")?;
         let mut dns = self.dns.lock().await;
         if dns.is_none() && !config.registry.namespaces.is_empty() {
             // Serving nothing until configured below, so starting it early changes nothing.
@@ -111,11 +126,14 @@ impl App {
         self.proxy.apply(config).context("proxy")?;
         self.registry.configure(&config.registry);
         self.discovery.commit(watches);
+        self.services.commit(services).await;
         Ok(())
     }
 
-    /// Stops discovery, lets open requests finish for up to `grace`, then stops the registry.
+    /// Stops the services' tasks the graceful way while the proxy still drains them, then
+    /// discovery, lets open requests finish for up to `grace`, then stops the registry.
     pub async fn shutdown(&self, grace: Duration) {
+        self.services.shutdown().await;
         self.discovery.stop();
         self.proxy.shutdown(grace).await;
         if let Some(dns) = self.dns.lock().await.take() {
@@ -142,16 +160,4 @@ fn namespace_names(config: &Config) -> Vec<String> {
         .iter()
         .map(|namespace| namespace.name.clone())
         .collect()
-}
-
-/// Refuses parts of the file that validate but that `run` does not carry out yet, rather than
-/// ignoring them: services and task definitions wait for the service scheduler.
-pub fn refuse_unimplemented(config: &Config) -> anyhow::Result<()> {
-    if !config.services.is_empty() || !config.task_definitions.is_empty() {
-        anyhow::bail!(
-            "`services` and `task_definitions` are valid but not run yet: the service scheduler \
-             is not wired into `scalegate run`; remove them to run this file"
-        );
-    }
-    Ok(())
 }

@@ -427,7 +427,8 @@ fn metric(
         (None, Some(config::CustomizedMetricSpecification::Scrape(scraped))) => {
             Ok(MetricSpec::Scraped {
                 url: scraped.url.clone(),
-                metric: prometheus_selector(&scraped.metric_name, &scraped.labels),
+                metric_name: scraped.metric_name.clone(),
+                labels: scraped.labels.clone(),
             })
         }
         (None, Some(config::CustomizedMetricSpecification::Promql(query))) => {
@@ -441,23 +442,6 @@ fn metric(
              customized_metric_specification",
         )),
     }
-}
-
-fn prometheus_selector(name: &str, labels: &BTreeMap<String, String>) -> String {
-    if labels.is_empty() {
-        return name.to_string();
-    }
-    let matchers: Vec<String> = labels
-        .iter()
-        .map(|(label, value)| {
-            let escaped = value
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{label}=\"{escaped}\"")
-        })
-        .collect();
-    format!("{name}{{{}}}", matchers.join(","))
 }
 
 fn scheduled_action(

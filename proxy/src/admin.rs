@@ -28,6 +28,7 @@ pub use axum;
 pub struct AdminState {
     metrics: Arc<Metrics>,
     extra_routes: Router,
+    public_routes: Router,
     bearer_token: Option<Arc<str>>,
 }
 
@@ -37,6 +38,7 @@ impl AdminState {
         AdminState {
             metrics,
             extra_routes: Router::new(),
+            public_routes: Router::new(),
             bearer_token: None,
         }
     }
@@ -57,6 +59,14 @@ impl AdminState {
     /// [`Router::merge`], if a path is routed twice, which is a programming error.
     pub fn with_routes(mut self, routes: Router) -> AdminState {
         self.extra_routes = self.extra_routes.merge(routes);
+        self
+    }
+
+    /// Adds routes served without the bearer token, for callers that cannot hold it: a task
+    /// reading its own metadata (`ECS_CONTAINER_METADATA_URI_V4`). Only for read-only data
+    /// that a local process may see anyway.
+    pub fn with_public_routes(mut self, routes: Router) -> AdminState {
+        self.public_routes = self.public_routes.merge(routes);
         self
     }
 
@@ -91,6 +101,7 @@ pub fn router(state: AdminState) -> Router {
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(state.public_routes)
         .merge(protected)
 }
 

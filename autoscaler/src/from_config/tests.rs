@@ -515,11 +515,16 @@ fn customized_metrics_become_scrape_selectors_and_promql_queries() {
         [
             MetricSpec::Scraped {
                 url: "http://127.0.0.1:9100/metrics".into(),
-                metric: r#"queue_depth{queue="orders",tier="a\"b\\c"}"#.into(),
+                metric_name: "queue_depth".into(),
+                labels: [("queue", "orders"), ("tier", "a\"b\\c")]
+                    .into_iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
             },
             MetricSpec::Scraped {
                 url: "http://127.0.0.1:9100/metrics".into(),
-                metric: "jobs:per_worker".into(),
+                metric_name: "jobs:per_worker".into(),
+                labels: Default::default(),
             },
             MetricSpec::PromQl {
                 server: "http://127.0.0.1:9090".into(),

@@ -109,8 +109,12 @@ fn default_cpu_workers() -> usize {
 pub struct WorkloadArgs {
     /// Address to listen on. Default: 0.0.0.0:$PORT when PORT is set (scalegate gives each task
     /// one), else 0.0.0.0:8080.
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "host")]
     pub listen: Option<SocketAddr>,
+    /// The interface to listen on with $PORT (or 8080) when `--listen` is not given, e.g.
+    /// `127.0.0.1` to keep a local task off the network.
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    pub host: std::net::IpAddr,
     /// CPU time each request burns, in milliseconds (`cpu_ms`).
     #[arg(long, value_name = "MS", default_value = "0", value_parser = params::parse_cpu_ms)]
     pub cpu_ms: Duration,
@@ -159,7 +163,7 @@ impl WorkloadArgs {
     pub fn into_options(self) -> Result<WorkloadOptions, WorkloadError> {
         let port = std::env::var("PORT").ok();
         Ok(WorkloadOptions {
-            listen: resolve_listen(self.listen, port.as_deref())?,
+            listen: resolve_listen(self.listen, self.host, port.as_deref())?,
             defaults: WorkloadBehaviour {
                 cpu: self.cpu_ms,
                 sleep: self.sleep_ms,
@@ -179,10 +183,11 @@ impl WorkloadArgs {
     }
 }
 
-/// The listen address: `--listen`, else all interfaces on `$PORT` (how scalegate and most
-/// platforms hand a task its port), else all interfaces on 8080.
+/// The listen address: `--listen`, else `host` (all interfaces by default) on `$PORT` (how
+/// scalegate and most platforms hand a task its port), else `host` on 8080.
 pub fn resolve_listen(
     listen: Option<SocketAddr>,
+    host: std::net::IpAddr,
     port: Option<&str>,
 ) -> Result<SocketAddr, WorkloadError> {
     if let Some(listen) = listen {
@@ -194,7 +199,7 @@ pub fn resolve_listen(
         })?,
         None => DEFAULT_PORT,
     };
-    Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+    Ok(SocketAddr::from((host, port)))
 }
 
 /// Runs the server until SIGTERM or Ctrl-C (returns exit status 0) or `POST /exit?code=N`
@@ -250,27 +255,39 @@ mod tests {
             .map(|cli| cli.args)
     }
 
+    const ANY: std::net::IpAddr = std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+    #[test]
+    fn host_applies_to_port_and_the_default() {
+        let loopback = std::net::IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(
+            resolve_listen(None, loopback, Some("7000")).unwrap(),
+            "127.0.0.1:7000".parse().unwrap()
+        );
+        assert!(parse(&["--listen", "127.0.0.1:1", "--host", "127.0.0.1"]).is_err());
+    }
+
     #[test]
     fn listen_comes_from_the_flag_then_port_then_8080() {
         let flag: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-        assert_eq!(resolve_listen(Some(flag), Some("7000")).unwrap(), flag);
+        assert_eq!(resolve_listen(Some(flag), ANY, Some("7000")).unwrap(), flag);
         assert_eq!(
-            resolve_listen(None, Some("7000")).unwrap(),
+            resolve_listen(None, ANY, Some("7000")).unwrap(),
             "0.0.0.0:7000".parse().unwrap()
         );
         assert_eq!(
-            resolve_listen(None, Some("0")).unwrap(),
+            resolve_listen(None, ANY, Some("0")).unwrap(),
             "0.0.0.0:0".parse().unwrap()
         );
         assert_eq!(
-            resolve_listen(None, None).unwrap(),
+            resolve_listen(None, ANY, None).unwrap(),
             "0.0.0.0:8080".parse().unwrap()
         );
         assert_eq!(
-            resolve_listen(None, Some("")).unwrap(),
+            resolve_listen(None, ANY, Some("")).unwrap(),
             "0.0.0.0:8080".parse().unwrap()
         );
-        let error = resolve_listen(None, Some("http")).unwrap_err();
+        let error = resolve_listen(None, ANY, Some("http")).unwrap_err();
         assert_eq!(
             error.to_string(),
             "PORT=\"http\" is not a port number (0–65535)"
