@@ -18,7 +18,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+// tokio's clock (the same as std's outside tests), so tests can run the loop on a paused clock.
+use tokio::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -485,11 +488,11 @@ where
                 id: task.id.clone(),
                 revision: task.definition.revision.clone(),
                 state: task.state,
-                started_at: task.started_at,
+                started_at: task.started_at.into_std(),
                 health: task.health,
             })
             .collect();
-        let decided = plan(&spec, &views, now);
+        let decided = plan(&spec, &views, now.into_std());
         if decided.blocked != self.last_blocked {
             if let Some(blocked) = &decided.blocked {
                 self.event(format!(
@@ -664,7 +667,7 @@ where
                     tokio::time::sleep(DRAIN_POLL).await;
                 }
             }
-            tokio::time::sleep_until((deregistered + keep_reachable).into()).await;
+            tokio::time::sleep_until(deregistered + keep_reachable).await;
             let _ = progress.send(StopProgress::Signalling(id.clone()));
             let result = runtime.stop(&id, reason, stop_timeout).await;
             let _ = progress.send(StopProgress::Done(id, result));
@@ -945,3 +948,7 @@ fn words_for(delay: Duration) -> String {
         format!("{:.1} s", delay.as_secs_f64())
     }
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
