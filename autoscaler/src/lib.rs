@@ -17,17 +17,21 @@
 //! - [`engine`]: the decision [`Engine`], a pure function of [`MetricHistory`] and time that
 //!   applies the policies under the `aws` or `fast` timing profile and explains every decision
 //!   as an activity.
-//! - [`scheduler`]: the ECS service scheduler's [`scheduler::plan()`], a pure function.
+//! - [`scheduler`]: the ECS service scheduler: [`scheduler::plan()`], a pure function, and the
+//!   loop per service ([`scheduler::spawn`]) that carries it out through a [`TaskRuntime`] and
+//!   registers tasks through a [`scheduler::TaskRegistrar`].
+//! - [`autoscaling`]: the loop per scaled service that samples metrics every second, evaluates
+//!   the engine and sets the scheduler's desired count; [`metrics`] reads Prometheus for it.
 //! - [`from_config`]: the validated config in these types: the [`TaskDefinitionStore`] that
 //!   numbers revisions, [`service_from_config`] and [`scaling_from_config`].
 //! - [`local`]: the local task runtime (child processes under the `task-exec` supervisor).
 //!
-//! Status: the engine, the scheduler's plan and the local runtime are built and tested, but
-//! nothing drives them yet: the scheduler loop, metric collection and the wiring into
-//! `scalegate run` are the rest of issue 5; issue 7 adds the Docker backend, issue 8 AWS. The arithmetic helpers
-//! (rounding, deployment bounds, step selection, lifecycle order, `family:N`) and the engine
-//! are unit-tested against hand-computed cases because everything later depends on them being
-//! exactly AWS's.
+//! The binary (`src/services.rs`) implements the two interfaces that reach outside this crate,
+//! `TaskRegistrar` and `autoscaling::LoadBalancerMetrics`, over the proxy's target groups and
+//! the embedded registry. Issue 7 adds the Docker runtime, issue 8 the AWS backend. The
+//! arithmetic (rounding, deployment bounds, step selection, lifecycle order, `family:N`), the
+//! engine, the plan and the loop are unit-tested against hand-computed cases because everything
+//! later depends on them being exactly AWS's.
 #![forbid(unsafe_code)]
 
 pub mod activity;
