@@ -242,6 +242,8 @@ struct PolicyMetric {
     spec: Option<MetricSpec>,
     history: MetricHistory,
     reader: Reader,
+    /// Failed readings in a row, so a persistent failure is logged once a minute.
+    failures: u32,
 }
 
 enum Reader {
@@ -325,12 +327,14 @@ async fn run<L: LoadBalancerMetrics>(
                     spec: spec.cloned(),
                     history: MetricHistory::new(retention),
                     reader: Reader::for_spec(spec, &client),
+                    failures: 0,
                 });
             if entry.spec.as_ref() != spec {
                 *entry = PolicyMetric {
                     spec: spec.cloned(),
                     history: MetricHistory::new(retention),
                     reader: Reader::for_spec(spec, &client),
+                    failures: 0,
                 };
             }
             entry.history.set_retention(retention);
@@ -346,37 +350,54 @@ async fn run<L: LoadBalancerMetrics>(
             None
         };
         let service_name = service.name().to_string();
-        for (name, metric) in policy_metrics.iter_mut() {
-            let value = match &mut metric.reader {
-                Reader::None | Reader::Broken => None,
-                Reader::Custom(custom) => match custom.sample().await {
-                    Ok(value) => value,
-                    Err(error) => {
-                        // Missing data: the engine decides nothing on it (never "low load").
-                        tracing::warn!(service = %service_name, policy = %name, %error, "cannot read the policy's metric");
-                        None
-                    }
-                },
-                Reader::Cpu => usage.map(|usage| usage.cpu_percent),
-                Reader::Memory => usage.map(|usage| usage.memory_percent),
-                Reader::Requests {
-                    target_group,
-                    previous,
-                } => sample_requests(load_balancer.as_ref(), target_group, previous),
-            };
-            if let Some(value) = value {
-                metric.history.record(now, value);
-                let metric_name = metric
-                    .spec
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                metrics
-                    .metric_value
-                    .with_label_values(&[service_name.as_str(), name.as_str(), &metric_name])
-                    .set(value);
+        // Every policy's reading at once: custom metrics wait on the network, up to their
+        // timeout each, and must not add up past the one-second period.
+        let readings = policy_metrics.iter_mut().map(|(name, metric)| {
+            let load_balancer = load_balancer.as_ref();
+            let service_name = service_name.as_str();
+            let metric_values = &metrics.metric_value;
+            async move {
+                let value = match &mut metric.reader {
+                    Reader::None | Reader::Broken => None,
+                    Reader::Cpu => usage.map(|usage| usage.cpu_percent),
+                    Reader::Memory => usage.map(|usage| usage.memory_percent),
+                    Reader::Requests {
+                        target_group,
+                        previous,
+                    } => sample_requests(load_balancer, target_group, previous),
+                    Reader::Custom(custom) => match custom.sample().await {
+                        Ok(value) => {
+                            if metric.failures > 0 {
+                                tracing::info!(service = %service_name, policy = %name, failures = metric.failures, "the policy's metric reads again");
+                                metric.failures = 0;
+                            }
+                            value
+                        }
+                        Err(error) => {
+                            // Missing data: the engine decides nothing on it (never "low load").
+                            // Said on the first failure and once a minute after.
+                            if metric.failures % 60 == 0 {
+                                tracing::warn!(service = %service_name, policy = %name, %error, failures = metric.failures + 1, "cannot read the policy's metric");
+                            }
+                            metric.failures += 1;
+                            None
+                        }
+                    },
+                };
+                if let Some(value) = value {
+                    metric.history.record(now, value);
+                    let metric_name = metric
+                        .spec
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    metric_values
+                        .with_label_values(&[service_name, name.as_str(), &metric_name])
+                        .set(value);
+                }
             }
-        }
+        });
+        futures_util::future::join_all(readings).await;
 
         let snapshot = service.snapshot();
         let inputs: Vec<PolicyInput<'_>> = current
