@@ -291,7 +291,54 @@ fn explain(config: &Config) -> String {
             }
         }
     }
+    for service in &config.services {
+        let _ = writeln!(out, "{}", describe_service(service));
+    }
     out
+}
+
+/// One line per service for `check`: what it runs, how many, where its tasks register and how
+/// it scales.
+fn describe_service(service: &scalegate_config::Service) -> String {
+    let mut line = format!(
+        "service {}: task definition {}, desired count {}",
+        service.name, service.task_definition, service.desired_count
+    );
+    let groups: Vec<&str> = service
+        .load_balancers
+        .iter()
+        .map(|balancer| balancer.target_group.as_str())
+        .collect();
+    if !groups.is_empty() {
+        line.push_str(&format!(", in target group(s) {}", groups.join(", ")));
+    }
+    if let Some((namespace, name)) = service.registry_name() {
+        line.push_str(&format!(", registered as {name}.{namespace}"));
+    }
+    match &service.scaling {
+        Some(scaling) => {
+            let policies: Vec<&str> = scaling.policies.iter().map(|p| p.name()).collect();
+            let scheduled: Vec<&str> = scaling
+                .scheduled_actions
+                .iter()
+                .map(|action| action.name.as_str())
+                .collect();
+            line.push_str(&format!(
+                ", scaled between {} and {} by policies [{}]",
+                scaling.min_capacity,
+                scaling.max_capacity,
+                policies.join(", ")
+            ));
+            if !scheduled.is_empty() {
+                line.push_str(&format!(
+                    " and scheduled actions [{}]",
+                    scheduled.join(", ")
+                ));
+            }
+        }
+        None => line.push_str(", no scaling"),
+    }
+    line
 }
 
 fn describe_discovery(

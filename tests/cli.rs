@@ -145,18 +145,21 @@ fn run_with_an_invalid_file_exits_non_zero() {
 }
 
 #[test]
-fn check_and_run_refuse_services_until_the_scheduler_runs_them() {
+fn check_explains_each_service() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("services.yaml");
     std::fs::write(
         &path,
-        "admin:\n  address: 127.0.0.1:0\ntask_definitions:\n  - family: web\n    command: sleep\n    args: [\"60\"]\nservices:\n  - name: web\n    task_definition: web\n    desired_count: 1\n",
+        "admin:\n  address: 127.0.0.1:0\ntask_definitions:\n  - family: web\n    command: sleep\n    args: [\"60\"]\nservices:\n  - name: web\n    task_definition: web\n    desired_count: 2\n",
     )
     .unwrap();
-    for command in ["check", "run"] {
-        let output = run(&[command, "-c", path.to_str().unwrap()]);
-        assert!(!output.status.success(), "{command} must refuse");
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains("not run yet"), "{command}: {stderr}");
-    }
+    let output = run(&["check", "-c", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let explanation = text(&output.stdout);
+    assert!(
+        explanation
+            .lines()
+            .any(|line| line == "service web: task definition web, desired count 2, no scaling"),
+        "{explanation}"
+    );
 }

@@ -8,30 +8,9 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{binary, poll_until};
-
-/// Members of a process group, from `/proc/<pid>/stat` (field 5).
-fn group_members(pgid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| state_and_group(pid).is_some_and(|(_, group)| group == pgid))
-        .collect()
-}
-
-fn state_and_group(pid: i32) -> Option<(String, i32)> {
-    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = line[line.rfind(')')? + 1..].split_whitespace();
-    let state = fields.next()?.to_string();
-    let group = fields.nth(1)?.parse().ok()?;
-    Some((state, group))
-}
-
-/// Gone, or a zombie nobody reaped (PID 1 of a container may never reap).
-fn is_dead(pid: i32) -> bool {
-    state_and_group(pid).is_none_or(|(state, _)| state == "Z" || state == "X")
-}
+use common::{
+    binary, poll_until, process_group_members as group_members, process_is_dead as is_dead,
+};
 
 /// A `sh` stands in for scalegate: it starts `scalegate task-exec` for a task with two
 /// background children, reports the supervisor's PID, and is then SIGKILLed. The supervisor

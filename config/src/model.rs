@@ -37,13 +37,11 @@ pub struct Config {
     pub registry: ServiceRegistry,
     /// What services run, ECS-style: one definition per family (command, resources, port).
     /// scalegate numbers revisions itself (`family:1`, `family:2` when a reload changes it).
-    /// Validated, but not run yet: `scalegate run` refuses a file with task definitions or
-    /// services until the service scheduler is wired in.
     #[serde(default)]
     pub task_definitions: Vec<TaskDefinition>,
     /// Services: keep a number of tasks of a task definition running behind target groups,
-    /// optionally scaled by Application Auto Scaling-style policies. Validated, but not run
-    /// yet (see `task_definitions`).
+    /// optionally scaled by Application Auto Scaling-style policies. `scalegate run` starts
+    /// them as local processes and a reload updates them.
     #[serde(default)]
     pub services: Vec<Service>,
 }

@@ -61,6 +61,9 @@ where
     }
 }
 
+/// Where [`Scalegate::start`] has services write their task logs, under its temp dir.
+pub const TASK_LOG_DIR: &str = "tasks";
+
 /// A running `scalegate run` process.
 pub struct Scalegate {
     child: Option<Child>,
@@ -83,10 +86,13 @@ impl Scalegate {
     pub fn start_in(dir: tempfile::TempDir, yaml: &str) -> Scalegate {
         let config = dir.path().join("scalegate.yaml");
         std::fs::write(&config, yaml).expect("config written");
+        // Task logs in the temp dir, not in the crate's directory (the default is relative).
         let mut child = Command::new(binary())
             .args(["--log-format", "json", "run", "-c"])
             .arg(&config)
             .args(["--shutdown-grace-seconds", "2"])
+            .arg("--task-log-dir")
+            .arg(dir.path().join(TASK_LOG_DIR))
             .env(
                 "RUST_LOG",
                 std::env::var("SCALEGATE_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -265,16 +271,25 @@ impl Scalegate {
         (ok, bad)
     }
 
+    /// The directory services write task logs to (`<dir>/<service>/<task-id>.log`).
+    pub fn task_log_dir(&self) -> PathBuf {
+        self.dir.path().join(TASK_LOG_DIR)
+    }
+
     /// Stops the process with SIGTERM and waits for it (SIGKILL after 10 s); returns whether
     /// it exited by itself.
     pub fn stop(&mut self) -> bool {
+        self.stop_with("TERM", Duration::from_secs(10))
+    }
+
+    /// Sends `signal_name` (`INT`, `TERM`, `KILL`...) and waits up to `deadline` for the
+    /// process to exit (then SIGKILLs it); returns whether it exited within the deadline.
+    pub fn stop_with(&mut self, signal_name: &str, deadline: Duration) -> bool {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        signal(child.id(), "TERM");
-        let exited = poll_until(Duration::from_secs(10), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
+        signal(child.id(), signal_name);
+        let exited = poll_until(deadline, || matches!(child.try_wait(), Ok(Some(_))));
         if !exited {
             let _ = child.kill();
         }
@@ -1411,4 +1426,32 @@ impl SteadyLoad {
         let exchanges = self.exchanges.lock().unwrap().clone();
         exchanges
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: whether a task's process group outlived scalegate.
+
+/// Members of process group `pgid`, from `/proc/<pid>/stat`.
+pub fn process_group_members(pgid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| process_state_and_group(pid).is_some_and(|(_, group)| group == pgid))
+        .collect()
+}
+
+/// A process's state letter and process group, from `/proc/<pid>/stat` (fields 3 and 5);
+/// `None` when it does not exist.
+pub fn process_state_and_group(pid: i32) -> Option<(String, i32)> {
+    let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = line[line.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.to_string();
+    let group = fields.nth(1)?.parse().ok()?;
+    Some((state, group))
+}
+
+/// Gone, or a zombie nobody reaped (PID 1 of a container may never reap).
+pub fn process_is_dead(pid: i32) -> bool {
+    process_state_and_group(pid).is_none_or(|(state, _)| state == "Z" || state == "X")
 }
