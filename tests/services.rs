@@ -881,3 +881,104 @@ async fn the_bundled_example_checks_and_runs() {
         .expect("the listener answers");
     assert_eq!(health.text().await.unwrap(), "ok\n");
 }
+
+/// A Prometheus exposition endpoint serving one gauge whose value the test sets: the custom
+/// metric a policy scrapes. Answers every connection once and closes it; the thread ends with
+/// the test process.
+struct GaugeEndpoint {
+    address: std::net::SocketAddr,
+    value: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl GaugeEndpoint {
+    fn start() -> GaugeEndpoint {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let value = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let shared = std::sync::Arc::clone(&value);
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let gauge = shared.load(std::sync::atomic::Ordering::SeqCst);
+                let body = format!(
+                    "# HELP queue_depth Jobs waiting.\n# TYPE queue_depth gauge\n\
+                     queue_depth{{queue=\"jobs\"}} {gauge}\nqueue_depth{{queue=\"other\"}} 1000\n"
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        GaugeEndpoint { address, value }
+    }
+
+    fn set(&self, value: u64) {
+        self.value.store(value, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_scraped_prometheus_metric_scales_the_service() {
+    let endpoint = GaugeEndpoint::start();
+    let scaling = format!(
+        "      min_capacity: 1\n      max_capacity: 3\n{FAST_FOR_TESTS}      policies:
+        - target_tracking:
+            name: queue-10
+            target_value: 10
+            customized_metric_specification:
+              scrape:
+                url: http://{}/metrics
+                metric_name: queue_depth
+                labels: {{queue: jobs}}
+",
+        endpoint.address
+    );
+    let (gate, _) = serving_gateway(1, Some(&scaling)).await;
+    endpoint.set(30);
+    // 30 against a target of 10 with one task: three tasks (the series of the other queue,
+    // 1000, must not count).
+    wait_for_service(
+        &gate,
+        "app",
+        "scaled out to 3",
+        Duration::from_secs(60),
+        |s| s["desired_count"] == 3 && all_serving(s, 3),
+    )
+    .await;
+    let (_, activities) =
+        admin_json(&gate, Method::GET, "/api/services/app/activities", None).await;
+    let scale_out = activities["scaling_activities"]
+        .as_array()
+        .and_then(|list| list.iter().find(|activity| activity["to_capacity"] == 3))
+        .cloned()
+        .unwrap_or_default();
+    let cause = scale_out["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("queue-10") && cause.contains(r#"queue_depth{queue="jobs"}"#),
+        "{scale_out}"
+    );
+    let metrics = metrics_text(&gate).await;
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "scalegate_scaling_policy_metric",
+            &[("service", "app"), ("policy", "queue-10")]
+        ),
+        30.0
+    );
+    // The queue empties: back to the minimum.
+    endpoint.set(0);
+    wait_for_service(
+        &gate,
+        "app",
+        "scaled in to 1",
+        Duration::from_secs(90),
+        |s| s["desired_count"] == 1 && all_serving(s, 1),
+    )
+    .await;
+}

@@ -855,28 +855,6 @@ fn every_schedule_the_config_accepts_the_engine_parses() {
     }
 }
 
-#[test]
-fn a_downward_year_range_passes_validation_but_the_engine_refuses_it() {
-    // Known disagreement, reported rather than guessed at: the config accepts `2030-2020`
-    // (it checks only that both years are in range); Quartz refuses a downward year range, and
-    // so does the engine, because years do not wrap around.
-    let service = scaling_with(
-        "      scheduled_actions:
-        - {name: backwards, schedule: 'cron(0 8 1 * ? 2030-2020)', scalable_target_action: {min_capacity: 1}}",
-    );
-    let error = scaling_from_config(&service).unwrap_err();
-    assert!(
-        matches!(&error, MappingError::Schedule { service, action, .. } if service == "svc" && action == "backwards"),
-        "{error:?}"
-    );
-    assert!(
-        error
-            .to_string()
-            .contains("a range of years must go upwards"),
-        "{error}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------
 // The annotated example maps whole
 

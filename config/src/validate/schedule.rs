@@ -251,8 +251,13 @@ fn check_cron_item(item: &str, field: &CronField) -> Result<(), String> {
     }
     match base.split_once('-') {
         Some((low, high)) => {
-            cron_value(low, field)?;
-            cron_value(high, field)?;
+            let (low, high) = (cron_value(low, field)?, cron_value(high, field)?);
+            // Other fields wrap around (`FRI-MON`, `22-2`), as Quartz reads them; years do not.
+            if field.name == "year" && low > high {
+                return Err(format!(
+                    "`{item}`: a range of years must run upwards ({high}-{low}?)"
+                ));
+            }
         }
         None => {
             cron_value(base, field)?;

@@ -3489,6 +3489,11 @@ fn schedule_expressions() {
         ("cron(0 8 1,,2 * ? *)", "has an empty item"),
         ("cron(0 8 ? * 3W *)", "`3W` is not a value"),
         ("cron(0 8 L# * ? *)", "`L#` is not a value"),
+        // Years do not wrap around (the engine and Quartz refuse this too).
+        (
+            "cron(0 8 1 * ? 2030-2020)",
+            "a range of years must run upwards",
+        ),
     ] {
         let error = check_schedule(invalid).unwrap_err();
         assert!(
