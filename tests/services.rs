@@ -115,6 +115,24 @@ async fn service(gate: &Scalegate, name: &str) -> Value {
     body
 }
 
+/// Waits until service `app` wants `count` tasks and all of them serve.
+async fn wait_for_scaled(gate: &Scalegate, count: u32, what: &str, deadline: Duration) -> Value {
+    wait_for_service(gate, "app", what, deadline, |s| {
+        s["desired_count"] == count && all_serving(s, count as usize)
+    })
+    .await
+}
+
+/// Service `app`'s scaling activities, newest first.
+async fn app_activities(gate: &Scalegate) -> Vec<Value> {
+    let (status, body) = admin_json(gate, Method::GET, "/api/services/app/activities", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["scaling_activities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Polls service `name` until `condition` holds of its snapshot; returns that snapshot, or
 /// panics with the last one and scalegate's log.
 async fn wait_for_service(
@@ -255,16 +273,11 @@ async fn load_scales_the_service_out_and_back_in_without_failed_requests() {
         scaled_out["desired_count"],
         heavy_started.elapsed()
     );
-    let (status, activities) =
-        admin_json(&gate, Method::GET, "/api/services/app/activities", None).await;
-    assert_eq!(status, 200, "{activities}");
-    let scale_out = activities["scaling_activities"]
-        .as_array()
-        .and_then(|all| {
-            all.iter()
-                .find(|a| a["to_capacity"].as_u64() > a["from_capacity"].as_u64())
-        })
-        .unwrap_or_else(|| panic!("no scale-out activity: {activities}"))
+    let activities = app_activities(&gate).await;
+    let scale_out = activities
+        .iter()
+        .find(|a| a["to_capacity"].as_u64() > a["from_capacity"].as_u64())
+        .unwrap_or_else(|| panic!("no scale-out activity: {activities:?}"))
         .clone();
     let cause = scale_out["cause"].as_str().unwrap_or("");
     assert!(
@@ -299,24 +312,14 @@ async fn load_scales_the_service_out_and_back_in_without_failed_requests() {
 
     // Only the light load now: the service scales back in to its minimum.
     let heavy_stopped = Instant::now();
-    wait_for_service(
-        &gate,
-        "app",
-        "back to one task",
-        Duration::from_secs(120),
-        |s| s["desired_count"] == 1 && all_serving(s, 1),
-    )
-    .await;
+    wait_for_scaled(&gate, 1, "back to one task", Duration::from_secs(120)).await;
     eprintln!("scaled back in after {:?}", heavy_stopped.elapsed());
-    let (_, activities) =
-        admin_json(&gate, Method::GET, "/api/services/app/activities", None).await;
+    let activities = app_activities(&gate).await;
     assert!(
-        activities["scaling_activities"]
-            .as_array()
-            .is_some_and(|all| all.iter().any(|a| a["to_capacity"] == 1
-                && a["from_capacity"].as_u64() > Some(1)
-                && a["status_code"] == "Successful")),
-        "a successful scale-in activity to 1: {activities}"
+        activities.iter().any(|a| a["to_capacity"] == 1
+            && a["from_capacity"].as_u64() > Some(1)
+            && a["status_code"] == "Successful"),
+        "a successful scale-in activity to 1: {activities:?}"
     );
     let stopped = service(&gate, "app").await;
     assert!(
@@ -942,20 +945,11 @@ async fn a_scraped_prometheus_metric_scales_the_service() {
     endpoint.set(30);
     // 30 against a target of 10 with one task: three tasks (the series of the other queue,
     // 1000, must not count).
-    wait_for_service(
-        &gate,
-        "app",
-        "scaled out to 3",
-        Duration::from_secs(60),
-        |s| s["desired_count"] == 3 && all_serving(s, 3),
-    )
-    .await;
-    let (_, activities) =
-        admin_json(&gate, Method::GET, "/api/services/app/activities", None).await;
-    let scale_out = activities["scaling_activities"]
-        .as_array()
-        .and_then(|list| list.iter().find(|activity| activity["to_capacity"] == 3))
-        .cloned()
+    wait_for_scaled(&gate, 3, "scaled out to 3", Duration::from_secs(60)).await;
+    let scale_out = app_activities(&gate)
+        .await
+        .into_iter()
+        .find(|activity| activity["to_capacity"] == 3)
         .unwrap_or_default();
     let cause = scale_out["cause"].as_str().unwrap_or_default();
     assert!(
@@ -973,12 +967,5 @@ async fn a_scraped_prometheus_metric_scales_the_service() {
     );
     // The queue empties: back to the minimum.
     endpoint.set(0);
-    wait_for_service(
-        &gate,
-        "app",
-        "scaled in to 1",
-        Duration::from_secs(90),
-        |s| s["desired_count"] == 1 && all_serving(s, 1),
-    )
-    .await;
+    wait_for_scaled(&gate, 1, "scaled in to 1", Duration::from_secs(90)).await;
 }
