@@ -199,16 +199,7 @@ impl Services {
                         }
                         (None, None) => {}
                     }
-                    self.view.lock().expect("view lock").insert(
-                        name,
-                        ServiceView {
-                            handle: running.handle.clone(),
-                            activities: running
-                                .autoscaler
-                                .as_ref()
-                                .map(|autoscaler| autoscaler.activities().clone()),
-                        },
-                    );
+                    self.publish_view(&name, running);
                 }
                 None => {
                     tracing::info!(
@@ -226,26 +217,30 @@ impl Services {
                         .scaling
                         .map(|scaling| self.start_autoscaler(&handle, scaling));
                     let observer = tokio::spawn(observe(handle.clone(), self.metrics.clone()));
-                    self.view.lock().expect("view lock").insert(
-                        name.clone(),
-                        ServiceView {
-                            handle: handle.clone(),
-                            activities: autoscaler
-                                .as_ref()
-                                .map(|autoscaler| autoscaler.activities().clone()),
-                        },
-                    );
-                    state.running.insert(
-                        name,
-                        RunningService {
-                            handle,
-                            autoscaler,
-                            observer,
-                        },
-                    );
+                    let running = RunningService {
+                        handle,
+                        autoscaler,
+                        observer,
+                    };
+                    self.publish_view(&name, &running);
+                    state.running.insert(name, running);
                 }
             }
         }
+    }
+
+    /// Shows a service to the admin API as it runs now.
+    fn publish_view(&self, name: &str, running: &RunningService) {
+        self.view.lock().expect("view lock").insert(
+            name.to_string(),
+            ServiceView {
+                handle: running.handle.clone(),
+                activities: running
+                    .autoscaler
+                    .as_ref()
+                    .map(|autoscaler| autoscaler.activities().clone()),
+            },
+        );
     }
 
     fn start_autoscaler(

@@ -246,6 +246,21 @@ struct PolicyMetric {
     failures: u32,
 }
 
+impl PolicyMetric {
+    fn new(
+        spec: Option<&MetricSpec>,
+        retention: Duration,
+        client: &crate::metrics::MetricClient,
+    ) -> PolicyMetric {
+        PolicyMetric {
+            spec: spec.cloned(),
+            history: MetricHistory::new(retention),
+            reader: Reader::for_spec(spec, client),
+            failures: 0,
+        }
+    }
+}
+
 enum Reader {
     None,
     Cpu,
@@ -323,19 +338,9 @@ async fn run<L: LoadBalancerMetrics>(
             let retention = retention_for(policy, &current.settings);
             let entry = policy_metrics
                 .entry(name.clone())
-                .or_insert_with(|| PolicyMetric {
-                    spec: spec.cloned(),
-                    history: MetricHistory::new(retention),
-                    reader: Reader::for_spec(spec, &client),
-                    failures: 0,
-                });
+                .or_insert_with(|| PolicyMetric::new(spec, retention, &client));
             if entry.spec.as_ref() != spec {
-                *entry = PolicyMetric {
-                    spec: spec.cloned(),
-                    history: MetricHistory::new(retention),
-                    reader: Reader::for_spec(spec, &client),
-                    failures: 0,
-                };
+                *entry = PolicyMetric::new(spec, retention, &client);
             }
             entry.history.set_retention(retention);
         }

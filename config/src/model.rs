@@ -1407,8 +1407,10 @@ pub const TASK_ENVIRONMENT: [&str; 5] = [
 pub struct TaskDefinition {
     /// The family name: 1–255 letters, digits, hyphens and underscores (as ECS), unique.
     pub family: String,
-    /// The program to run. A name without `/` is looked up on `PATH` when the task starts; a
-    /// path with `/` is relative to the config file and must be an executable file.
+    /// The program to run. `scalegate` is the running scalegate executable itself (so
+    /// `args: [workload, ...]` runs the workload server, on `PATH` or not); another name
+    /// without `/` is looked up on `PATH` when the task starts; a path with `/` is relative to
+    /// the config file and must be an executable file.
     pub command: String,
     /// Its arguments, passed as they are (no shell, no `$PORT` expansion: read the
     /// environment, or run `sh -c '... "$PORT"'`).

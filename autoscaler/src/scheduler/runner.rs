@@ -247,7 +247,6 @@ where
     let events = runtime.subscribe();
     let (stop_done, stop_done_receiver) = mpsc::unbounded_channel();
     let mut scheduler = Scheduler {
-        targets: definition.targets(),
         desired: definition.service.desired_count,
         definition,
         runtime,
@@ -341,7 +340,6 @@ enum StopProgress {
 
 struct Scheduler<R, G> {
     definition: ServiceDefinition,
-    targets: ServiceTargets,
     desired: u32,
     runtime: R,
     registrar: Arc<G>,
@@ -373,6 +371,8 @@ where
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown: Option<oneshot::Sender<()>> = None;
+        // A closed channel answers at once forever; stop asking it.
+        let mut events_open = true;
         loop {
             tokio::select! {
                 command = commands.recv(), if shutdown.is_none() => match command {
@@ -387,16 +387,17 @@ where
                         self.begin_shutdown();
                     }
                 },
-                event = events.recv() => match event {
+                event = events.recv(), if events_open => match event {
                     Ok(event) => self.on_task_event(event),
                     Err(broadcast::error::RecvError::Lagged(_)) => self.resynchronise().await,
-                    Err(broadcast::error::RecvError::Closed) => {}
+                    Err(broadcast::error::RecvError::Closed) => events_open = false,
                 },
                 Some(progress) = stop_progress.recv() => self.on_stop_progress(progress),
                 _ = tick.tick() => {}
             }
             if shutdown.is_some() {
                 if self.tasks.is_empty() {
+                    self.event(format!("service {} stopped", self.definition.service.name));
                     publisher.send_replace(Arc::new(self.snapshot()));
                     break;
                 }
@@ -413,7 +414,6 @@ where
                 }
             });
         }
-        self.event(format!("service {} stopped", self.definition.service.name));
         if let Some(reply) = shutdown {
             let _ = reply.send(());
         }
@@ -445,7 +445,6 @@ where
                     self.backoff.reset();
                     self.next_start = None;
                 }
-                self.targets = definition.targets();
                 self.definition = *definition;
                 self.steady = false;
             }
@@ -479,7 +478,7 @@ where
             revision: self.definition.definition.revision.clone(),
             deployment: self.definition.service.deployment,
             health_check_grace_period: self.definition.service.health_check_grace_period,
-            has_load_balancer: self.targets.has_load_balancer(),
+            has_load_balancer: !self.definition.service.target_groups.is_empty(),
         };
         let views: Vec<TaskView> = self
             .tasks
@@ -538,15 +537,15 @@ where
         self.note_steady_state();
     }
 
-    /// Reads target health for registered tasks, and marks tasks that proved they run.
+    /// Reads target health for registered tasks (by the registration each was made with),
+    /// and marks tasks that proved they run.
     fn refresh_health(&mut self) {
-        let has_load_balancer = self.targets.has_load_balancer();
         let mut proven_now = false;
         for task in self.tasks.values_mut() {
             if task.state != TaskState::Running {
                 continue;
             }
-            if has_load_balancer || task.targets.has_load_balancer() {
+            if task.targets.has_load_balancer() {
                 let health = self.registrar.health(&task.targets, &task.target());
                 if health != task.health {
                     tracing::info!(
@@ -597,7 +596,7 @@ where
             pid: started.pid,
             created_at: started.created_at,
             started_at: Instant::now(),
-            targets: self.targets.clone(),
+            targets: self.definition.targets(),
             registered: false,
             proven: false,
             stop_reason: None,
@@ -751,8 +750,8 @@ where
         let Some(task) = self.tasks.get(&id) else {
             return;
         };
-        if task.state.is_stopping() && task.state >= TaskState::Stopping {
-            return;
+        if task.state >= TaskState::Stopping {
+            return; // A requested stop is underway; its sequence reports the end.
         }
         let mut task = self.tasks.remove(&id).expect("present");
         if task.registered {
@@ -865,8 +864,9 @@ where
         self.events_log.truncate(EVENTS_KEPT);
     }
 
+    /// Task counts; `refresh_health` has made every running task without a load balancer
+    /// healthy, so healthy means healthy here whatever the registration.
     fn counts(&self) -> Counts {
-        let has_load_balancer = self.targets.has_load_balancer();
         let mut counts = Counts::default();
         for task in self.tasks.values() {
             match task.state {
@@ -875,7 +875,7 @@ where
                 }
                 TaskState::Running => {
                     counts.running += 1;
-                    if !has_load_balancer || task.health == TaskHealth::Healthy {
+                    if task.health == TaskHealth::Healthy {
                         counts.healthy += 1;
                     }
                 }
