@@ -8,8 +8,11 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 /// How well supply followed demand over a run.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ElasticityMetrics {
     /// Under-provisioning accuracy θ_U: average tasks missing, `Σ max(d − s, 0)·Δt / T`.
     pub under_provisioning_accuracy: f64,

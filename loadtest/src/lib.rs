@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod elasticity;
+pub mod generator;
 pub mod report;
 pub mod schedule;
 pub mod threshold;
@@ -28,7 +29,10 @@ pub mod trace;
 pub mod workload;
 
 pub use elasticity::ElasticityMetrics;
-pub use report::{ErrorClass, LatencySummary, RunReport, TimelinePoint};
+pub use report::{
+    CapacityRecovery, ElasticityReport, ErrorClass, LatencySummary, RunReport, RunSetup,
+    ScalingEvent, ThresholdResult, TimelinePoint, REPORT_SCHEMA_VERSION,
+};
 pub use schedule::{LoadModel, Schedule, Stage, TraceReplay};
 pub use threshold::{Threshold, ThresholdMetric};
 pub use trace::{parse_trace, TraceColumns, TraceError, TraceRow};
