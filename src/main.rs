@@ -77,6 +77,10 @@ enum Command {
     /// Run the workload server that example and test services run as their tasks
     /// (docs/workload.md).
     Workload(scalegate_loadtest::workload::WorkloadArgs),
+    /// Send load: open model at a rate, stages or a replayed trace, or closed model flat out;
+    /// report latency (coordinated-omission corrected), errors, and how a scalegate service's
+    /// tasks followed demand (docs/loadtest.md).
+    Loadtest(Box<scalegate_loadtest::cli::LoadtestArgs>),
     /// Internal: the supervisor a local task runs under, so that the task's whole process group
     /// dies with scalegate (see autoscaler/src/local/supervisor.rs).
     #[command(hide = true)]
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::TaskExec { .. } => unreachable!("task-exec is dispatched before logging"),
+        Command::Loadtest(args) => return ExitCode::from(scalegate_loadtest::command(*args)),
         Command::Workload(args) => {
             match args
                 .into_options()

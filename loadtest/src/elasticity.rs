@@ -141,3 +141,99 @@ mod tests {
         assert_eq!(demand_in_tasks(10.0, 0.0), None);
     }
 }
+
+/// Seconds in which the service missed its SLO: p99 above `slo_p99_ms`, or any request failed.
+/// Seconds in which nothing completed count only if requests failed.
+pub fn slo_violation_seconds(timeline: &[crate::report::TimelinePoint], slo_p99_ms: f64) -> u64 {
+    timeline
+        .iter()
+        .filter(|point| {
+            point.errors > 0
+                || point
+                    .latency
+                    .is_some_and(|latency| latency.p99_ms > slo_p99_ms)
+        })
+        .count() as u64
+}
+
+/// Time to adequate capacity after each rise in demand that left supply short: from the first
+/// second with `demand > supply` after a rise, until the first second with
+/// `supply ≥ demand`. Rises while still short extend the same recovery (its `to_tasks` is the
+/// highest demand seen). A shortage the run ends in has no recovery time. Series are per
+/// second.
+pub fn recoveries(demand: &[u32], supply: &[u32]) -> Vec<crate::report::CapacityRecovery> {
+    let mut recoveries = Vec::new();
+    let mut open: Option<crate::report::CapacityRecovery> = None;
+    for (second, (&d, &s)) in demand.iter().zip(supply).enumerate() {
+        let previous = if second == 0 { d } else { demand[second - 1] };
+        match open.as_mut() {
+            Some(recovery) if s >= d => {
+                recovery.seconds_to_adequate = Some((second as u64 - recovery.at_second) as f64);
+                recoveries.push(open.take().expect("open recovery"));
+            }
+            Some(recovery) => recovery.to_tasks = recovery.to_tasks.max(d),
+            None if d > previous && s < d => {
+                open = Some(crate::report::CapacityRecovery {
+                    at_second: second as u64,
+                    from_tasks: previous,
+                    to_tasks: d,
+                    seconds_to_adequate: None,
+                });
+            }
+            None => {}
+        }
+    }
+    recoveries.extend(open);
+    recoveries
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+    use crate::report::{LatencySummary, TimelinePoint};
+
+    #[test]
+    fn a_step_recovers_when_supply_catches_up() {
+        // Demand steps 1 → 4 at second 2; supply reaches 2 at 4 and 4 at 6.
+        let demand = [1, 1, 4, 4, 4, 4, 4, 4];
+        let supply = [1, 1, 1, 1, 2, 2, 4, 4];
+        let found = recoveries(&demand, &supply);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].at_second, 2);
+        assert_eq!((found[0].from_tasks, found[0].to_tasks), (1, 4));
+        assert_eq!(found[0].seconds_to_adequate, Some(4.0));
+    }
+
+    #[test]
+    fn rises_within_a_shortage_merge_and_unfinished_ones_have_no_time() {
+        let demand = [1, 2, 3, 3, 1, 5, 5];
+        let supply = [1, 1, 1, 3, 3, 3, 3];
+        let found = recoveries(&demand, &supply);
+        assert_eq!(found.len(), 2);
+        assert_eq!((found[0].at_second, found[0].to_tasks), (1, 3));
+        assert_eq!(found[0].seconds_to_adequate, Some(2.0));
+        assert_eq!(found[1].at_second, 5);
+        assert_eq!(found[1].seconds_to_adequate, None);
+        // A rise that supply already covers is no recovery.
+        assert!(recoveries(&[1, 2], &[3, 3]).is_empty());
+    }
+
+    #[test]
+    fn slo_seconds_count_slow_or_failing_seconds() {
+        let point = |p99_ms: f64, errors: u64| TimelinePoint {
+            latency: Some(LatencySummary {
+                p99_ms,
+                ..LatencySummary::default()
+            }),
+            errors,
+            ..TimelinePoint::default()
+        };
+        let timeline = [
+            point(10.0, 0),
+            point(150.0, 0),
+            point(10.0, 2),
+            TimelinePoint::default(),
+        ];
+        assert_eq!(slo_violation_seconds(&timeline, 100.0), 2);
+    }
+}

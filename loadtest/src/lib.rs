@@ -20,12 +20,18 @@
 //! parsing, threshold parsing, elasticity arithmetic — are implemented and unit-tested here.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod cli;
 pub mod elasticity;
 pub mod generator;
+pub mod progress;
+pub mod render;
 pub mod report;
+pub mod run;
 pub mod schedule;
 pub mod threshold;
 pub mod trace;
+pub mod units;
 pub mod workload;
 
 pub use elasticity::ElasticityMetrics;
@@ -36,3 +42,23 @@ pub use report::{
 pub use schedule::{LoadModel, Schedule, Stage, TraceReplay};
 pub use threshold::{Threshold, ThresholdMetric};
 pub use trace::{parse_trace, TraceColumns, TraceError, TraceRow};
+
+/// `scalegate loadtest`: runs the plan (or scenario) and returns the process exit code — 0,
+/// 99 when thresholds failed (as k6), 2 for bad arguments, 1 when the run failed. Errors are
+/// printed here, so the binary only maps the code.
+pub fn command(args: cli::LoadtestArgs) -> u8 {
+    let plan = match args.into_plan() {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("scalegate loadtest: {message}");
+            return 2;
+        }
+    };
+    match run::run_blocking(&plan).and_then(|report| run::deliver(&plan, &report)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("scalegate loadtest: {error}");
+            1
+        }
+    }
+}

@@ -109,7 +109,7 @@ impl FromStr for Threshold {
         };
         let limit = match metric {
             ThresholdMetric::LatencyPercentile(_) | ThresholdMetric::MaxLatency => {
-                parse_seconds(value)
+                crate::units::parse_seconds(value)
                     .ok_or_else(|| invalid("latency limit needs a unit: us, ms or s"))?
             }
             ThresholdMetric::ErrorRate | ThresholdMetric::LateRate => parse_fraction(value)
@@ -130,16 +130,6 @@ fn parse_number(text: &str) -> Option<f64> {
     text.parse::<f64>()
         .ok()
         .filter(|n| n.is_finite() && *n >= 0.0)
-}
-
-fn parse_seconds(text: &str) -> Option<f64> {
-    // Longest suffixes first: "ms" and "us" also end in "s".
-    for (suffix, scale) in [("ms", 1e-3), ("us", 1e-6), ("µs", 1e-6), ("s", 1.0)] {
-        if let Some(number) = text.strip_suffix(suffix) {
-            return parse_number(number).map(|n| n * scale);
-        }
-    }
-    None
 }
 
 fn parse_fraction(text: &str) -> Option<f64> {
