@@ -64,6 +64,10 @@ enum Command {
         /// Where services' task logs go: one file per task, `<DIR>/<service>/<task-id>.log`.
         #[arg(long, value_name = "DIR", default_value = "scalegate-tasks")]
         task_log_dir: PathBuf,
+        /// Run every service's scaling policies under this timing profile, whatever the file
+        /// says: rehearse `aws` timing on a `fast` config, or the reverse.
+        #[arg(long, value_enum, value_name = "PROFILE")]
+        scaling_profile: Option<ScalingProfileArg>,
     },
     /// Validate a config file and explain what it does. Exits non-zero and prints every error
     /// (file:line:column: field: reason) when it is invalid.
@@ -110,10 +114,12 @@ fn main() -> ExitCode {
             config,
             shutdown_grace_seconds,
             task_log_dir,
+            scaling_profile,
         } => run(
             config,
             Duration::from_secs(shutdown_grace_seconds),
             task_log_dir,
+            scaling_profile.map(Into::into),
         ),
         Command::Check { config } => return check(&config),
         Command::Schema => {
@@ -175,6 +181,37 @@ fn init_logging(format: LogFormat, level: Option<&str>) {
             .with_current_span(false)
             .init(),
     }
+}
+
+/// `scalegate run --scaling-profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScalingProfileArg {
+    /// Decisions every second, bursts met within seconds.
+    Fast,
+    /// Application Auto Scaling's timing: 60 s datapoints, 3-minute alarms, 300 s cooldowns.
+    Aws,
+}
+
+impl From<ScalingProfileArg> for scalegate_config::TimingProfile {
+    fn from(profile: ScalingProfileArg) -> Self {
+        match profile {
+            ScalingProfileArg::Fast => scalegate_config::TimingProfile::Fast,
+            ScalingProfileArg::Aws => scalegate_config::TimingProfile::Aws,
+        }
+    }
+}
+
+/// Loads the config as `run` and its reloads see it: from `path` (or the bundled example),
+/// with the `--scaling-profile` override applied.
+fn load_with(
+    path: Option<&Path>,
+    profile: Option<scalegate_config::TimingProfile>,
+) -> Result<Config, scalegate_config::ConfigErrors> {
+    let config = load(path)?;
+    Ok(match profile {
+        Some(profile) => config.with_scaling_profile(profile),
+        None => config,
+    })
 }
 
 /// Loads the config from `path`, or the bundled example.
@@ -424,9 +461,10 @@ fn run(
     path: Option<PathBuf>,
     shutdown_grace: Duration,
     task_log_dir: PathBuf,
+    profile: Option<scalegate_config::TimingProfile>,
 ) -> anyhow::Result<()> {
-    let config =
-        load(path.as_deref()).map_err(|errors| anyhow::anyhow!("invalid config:\n{errors}"))?;
+    let config = load_with(path.as_deref(), profile)
+        .map_err(|errors| anyhow::anyhow!("invalid config:\n{errors}"))?;
     if path.is_none() {
         tracing::info!("no --config given: running the bundled example (examples/scalegate.yaml)");
     }
@@ -453,7 +491,8 @@ fn run(
             metadata_base_url: Some(format!("http://{}/v4", admin.local_addr()?)),
         };
         let app = Arc::new(App::start(&config, environment).await?);
-        let reloader = path.map(|path| reload::spawn(path, Arc::clone(&app), config.admin.clone()));
+        let reloader =
+            path.map(|path| reload::spawn(path, Arc::clone(&app), config.admin.clone(), profile));
         tracing::info!(address = %admin.local_addr()?, "admin listening");
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(serve_admin(

@@ -23,7 +23,12 @@ const SETTLE: Duration = Duration::from_millis(200);
 ///
 /// `admin` is the admin listener's settings as started: the admin server is not rebuilt on
 /// reload, so a change to them is reported rather than silently ignored.
-pub fn spawn(path: PathBuf, app: Arc<App>, admin: scalegate_config::Admin) -> JoinHandle<()> {
+pub fn spawn(
+    path: PathBuf,
+    app: Arc<App>,
+    admin: scalegate_config::Admin,
+    profile: Option<scalegate_config::TimingProfile>,
+) -> JoinHandle<()> {
     let (events, mut triggers) = mpsc::channel::<&'static str>(16);
     let watcher = watch_file(&path, events.clone());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -43,14 +48,20 @@ pub fn spawn(path: PathBuf, app: Arc<App>, admin: scalegate_config::Admin) -> Jo
                 // logrotate convention: SIGHUP also reopens the access-log file.
                 app.proxy.reopen_access_log();
             }
-            reload(&path, &app, &admin, cause).await;
+            reload(&path, &app, &admin, profile, cause).await;
         }
     })
 }
 
-async fn reload(path: &std::path::Path, app: &App, admin: &scalegate_config::Admin, cause: &str) {
+async fn reload(
+    path: &std::path::Path,
+    app: &App,
+    admin: &scalegate_config::Admin,
+    profile: Option<scalegate_config::TimingProfile>,
+    cause: &str,
+) {
     let metrics = &app.metrics;
-    match scalegate_config::load(path) {
+    match crate::load_with(Some(path), profile) {
         Ok(config) => match app.apply(&config).await {
             Ok(()) => {
                 metrics.record_reload(true);

@@ -29,12 +29,7 @@ pub use target_list::parse_target_list;
 /// Relative paths (certificates, access log, discovery files) are resolved against the file's
 /// directory, so the returned config can be used from any working directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        ConfigErrors::single(ConfigError::whole_file(
-            path,
-            format!("cannot read file: {error}"),
-        ))
-    })?;
+    let text = read(path)?;
     let base_dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -45,10 +40,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Parses and validates config text; `file` names it in errors and `base_dir` anchors relative
 /// paths.
 pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let (mut config, positions) = validate::deserialize(text, file)?;
+    let (mut config, positions) =
+        validate::deserialize::<Config>(text, file, "start from examples/scalegate.yaml")?;
     validate::resolve_paths(&mut config, base_dir);
     validate::validate(&config, positions, file)?;
     Ok(config)
+}
+
+/// Reads another YAML file of scalegate's (a load-test scenario) into `T` with the config's
+/// YAML handling and error positions: the same dialect and the same `file:line:column: field:
+/// reason` messages. `empty_hint` says what an empty file should start from.
+pub fn load_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    empty_hint: &str,
+) -> Result<T, ConfigErrors> {
+    let text = read(path)?;
+    validate::deserialize::<T>(&text, path, empty_hint).map(|(value, _)| value)
+}
+
+fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors::single(ConfigError::whole_file(
+            path,
+            format!("cannot read file: {error}"),
+        ))
+    })
 }
 
 /// The JSON Schema of the config file, for editor completion (`scalegate schema`).

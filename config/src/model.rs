@@ -46,6 +46,25 @@ pub struct Config {
     pub services: Vec<Service>,
 }
 
+impl Config {
+    /// Runs every service's scaling policies under `profile`, whatever the file says (per-policy
+    /// `profile` settings included): how `scalegate run --scaling-profile` and load-test
+    /// scenarios compare `fast` with `aws` on one config. Applied after validation, so a
+    /// `fast:` block left in the file is simply unused under `aws`.
+    pub fn with_scaling_profile(mut self, profile: TimingProfile) -> Config {
+        for scaling in self.services.iter_mut().filter_map(|s| s.scaling.as_mut()) {
+            scaling.profile = profile;
+            for policy in &mut scaling.policies {
+                match policy {
+                    ScalingPolicy::TargetTracking(policy) => policy.profile = None,
+                    ScalingPolicy::StepScaling(policy) => policy.profile = None,
+                }
+            }
+        }
+        self
+    }
+}
+
 /// Load-balancer attributes; defaults are ALB's documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -1073,6 +1092,22 @@ fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_scaling_profile_override_reaches_every_policy() {
+        let config = crate::parse(
+            crate::EXAMPLE,
+            std::path::Path::new("x"),
+            std::path::Path::new("."),
+        )
+        .unwrap()
+        .with_scaling_profile(TimingProfile::Aws);
+        let scaling = config.services[0].scaling.as_ref().unwrap();
+        assert_eq!(scaling.profile, TimingProfile::Aws);
+        for policy in &scaling.policies {
+            assert_eq!(scaling.profile_of(policy), TimingProfile::Aws);
+        }
+    }
+
     use std::env::VarError;
 
     use super::*;

@@ -113,14 +113,15 @@ const MAX_LONG_ALARM_RANGE_SECONDS: u64 = 604_800;
 /// Parses YAML into the typed model, reporting the failing field's path and position.
 ///
 /// Returns the position index too, so validation can place its errors without reparsing.
-pub(crate) fn deserialize(
+pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
     text: &str,
     file: &Path,
-) -> Result<(Config, PositionIndex), ConfigErrors> {
+    empty_hint: &str,
+) -> Result<(T, PositionIndex), ConfigErrors> {
     if text.trim().is_empty() {
         return Err(ConfigErrors::single(ConfigError::whole_file(
             file,
-            "the file is empty; start from examples/scalegate.yaml",
+            format!("the file is empty; {empty_hint}"),
         )));
     }
     let error_at = |position: Option<Position>, path: String, reason: String| {

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod schedule;
 pub mod threshold;
 pub mod trace;
@@ -47,6 +48,9 @@ pub use trace::{parse_trace, TraceColumns, TraceError, TraceRow};
 /// 99 when thresholds failed (as k6), 2 for bad arguments, 1 when the run failed. Errors are
 /// printed here, so the binary only maps the code.
 pub fn command(args: cli::LoadtestArgs) -> u8 {
+    if let Some(file) = &args.scenario {
+        return scenario::command(file, !args.no_progress);
+    }
     let plan = match args.into_plan() {
         Ok(plan) => plan,
         Err(message) => {

@@ -17,3 +17,16 @@ pub fn summary_text(report: &RunReport) -> String {
 pub fn write_report_files(_report: &RunReport, _dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
     Ok(Vec::new())
 }
+
+/// Stub.
+pub fn comparison_table_markdown(_runs: &[(String, RunReport)]) -> String {
+    String::new()
+}
+
+/// Stub.
+pub fn write_comparison_files(
+    _runs: &[(String, RunReport)],
+    _dir: &Path,
+) -> Result<Vec<PathBuf>, RenderError> {
+    Ok(Vec::new())
+}
