@@ -2,7 +2,8 @@
 # scalegate's test command: the one the README names and CI runs (through .ci/run).
 #
 #   1. installs the Debian packages the tests drive (curl, wrk, h2load, promtool, nginx,
-#      haproxy, dig, ps) when they are missing, without leaving their services running;
+#      haproxy, dig, ps) when they are missing, without leaving their services running, and
+#      the PyPI packages (jsonschema) python3 lacks;
 #   2. cargo fmt --check, cargo clippy -D warnings, then the workspace tests
 #      (cargo-nextest when installed, else cargo test).
 #
@@ -25,6 +26,10 @@ readonly REQUIRED_TOOLS=(
     "haproxy:haproxy"
     "dig:dnsutils"
     "pgrep:procps"
+)
+# "python module the tests import:PyPI package that provides it"
+readonly REQUIRED_PYTHON_MODULES=(
+    "jsonschema:jsonschema"
 )
 # Services those packages would start; none may be left holding ports (80, 9090, ...).
 readonly PACKAGE_SERVICES=(nginx haproxy prometheus prometheus-node-exporter)
@@ -124,6 +129,24 @@ install_packages() {
     fi
 }
 
+# Installs the PyPI packages whose module python3 cannot import.
+install_python_modules() {
+    local entry module package
+    local -a missing=()
+    for entry in "${REQUIRED_PYTHON_MODULES[@]}"; do
+        module=${entry%%:*}
+        package=${entry#*:}
+        if ! python3 -c "import $module" >/dev/null 2>&1; then
+            missing+=("$package")
+        fi
+    done
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        return 0
+    fi
+    log "installing missing Python packages: ${missing[*]}"
+    python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+}
+
 # run_step NAME COMMAND... : runs the step, records "NAME ok|FAILED (Ns)".
 run_step() {
     local name=$1
@@ -188,6 +211,7 @@ main() {
         RESULTS+=("packages skipped")
     else
         run_step packages install_packages
+        run_step python-packages install_python_modules
         if [[ $FAILED -ne 0 ]]; then
             summary
             exit 1

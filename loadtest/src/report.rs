@@ -231,3 +231,49 @@ impl RunReport {
         self.thresholds.iter().all(|result| result.passed)
     }
 }
+
+/// The JSON Schema of `--json` and `report.json`, committed as
+/// `docs/loadtest-report.schema.json` for tools that consume reports.
+pub fn json_schema_text() -> String {
+    let schema = schemars::schema_for!(RunReport);
+    serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails when the committed schema is stale; `SCALEGATE_BLESS=1 cargo test -p
+    /// scalegate-loadtest schema` rewrites it.
+    #[test]
+    fn committed_schema_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/loadtest-report.schema.json");
+        let expected = json_schema_text();
+        if std::env::var_os("SCALEGATE_BLESS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == expected,
+            "docs/loadtest-report.schema.json is out of date; regenerate it with:\n    \
+             SCALEGATE_BLESS=1 cargo test -p scalegate-loadtest schema\n"
+        );
+    }
+
+    #[test]
+    fn reports_round_trip_through_json() {
+        let mut report = RunReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            ..RunReport::default()
+        };
+        report.errors.insert(ErrorClass::Connect, 3);
+        report.status_counts.insert("200".into(), 7);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["errors"]["connect"], 3);
+        assert_eq!(json["status_counts"]["200"], 7);
+        let back: RunReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+    }
+}
