@@ -2,7 +2,8 @@
 # scalegate's test command: the one the README names and CI runs (through .ci/run).
 #
 #   1. installs the Debian packages the tests drive (curl, wrk, h2load, promtool, nginx,
-#      haproxy, dig, ps) when they are missing, without leaving their services running;
+#      haproxy, dig, ps, chromium) when they are missing, without leaving their services
+#      running;
 #   2. cargo fmt --check, cargo clippy -D warnings, then the workspace tests
 #      (cargo-nextest when installed, else cargo test).
 #
@@ -25,6 +26,7 @@ readonly REQUIRED_TOOLS=(
     "haproxy:haproxy"
     "dig:dnsutils"
     "pgrep:procps"
+    "chromium:chromium"
 )
 # Services those packages would start; none may be left holding ports (80, 9090, ...).
 readonly PACKAGE_SERVICES=(nginx haproxy prometheus prometheus-node-exporter)
