@@ -2,8 +2,8 @@
 # scalegate's test command: the one the README names and CI runs (through .ci/run).
 #
 #   1. installs the Debian packages the tests drive (curl, wrk, h2load, promtool, nginx,
-#      haproxy, dig, ps) when they are missing, without leaving their services running, and
-#      the PyPI packages (jsonschema) python3 lacks;
+#      haproxy, dig, ps, chromium) when they are missing, without leaving their services
+#      running, and the PyPI packages (jsonschema) python3 lacks;
 #   2. cargo fmt --check, cargo clippy -D warnings, then the workspace tests
 #      (cargo-nextest when installed, else cargo test).
 #
@@ -26,6 +26,7 @@ readonly REQUIRED_TOOLS=(
     "haproxy:haproxy"
     "dig:dnsutils"
     "pgrep:procps"
+    "chromium:chromium"
 )
 # "python module the tests import:PyPI package that provides it"
 readonly REQUIRED_PYTHON_MODULES=(

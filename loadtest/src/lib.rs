@@ -12,6 +12,7 @@
 //! - [`threshold`]: k6-style pass/fail [`Threshold`]s (`p99<50ms`, `errors<0.1%`).
 //! - [`report`]: the [`RunReport`] a run produces, its per-second timeline and error classes.
 //! - [`elasticity`]: SPEC Research Group's [`ElasticityMetrics`] from demand and supply curves.
+//! - [`render`]: the text summary, SVG/PNG charts and the self-contained HTML report.
 //! - [`workload`]: the workload server tasks run (`scalegate workload`): per-request CPU, sleep,
 //!   status and failures, a flippable health endpoint, its own request counts.
 //!
@@ -19,6 +20,10 @@
 //! an interface sketch for issue 6. The pure pieces they build on — schedule rates, trace
 //! parsing, threshold parsing, elasticity arithmetic — are implemented and unit-tested here.
 #![forbid(unsafe_code)]
+
+// Test fixtures shared with the integration tests name this crate by its external name.
+#[cfg(test)]
+extern crate self as scalegate_loadtest;
 
 pub mod admin;
 pub mod cli;
