@@ -6,6 +6,12 @@
 //! through the proxy, and the report compares demand with the supply of tasks the autoscaler
 //! provided.
 //!
+//! - [`cli`]: `scalegate loadtest`'s arguments, checked into a [`cli::LoadtestPlan`].
+//! - [`generator`]: the load itself — open or closed model, HTTP/1.1, h2 and h2c, TLS — and
+//!   per-second HDR histograms.
+//! - [`run`]: one run from plan to [`RunReport`]: timeline, thresholds, the service's task
+//!   counts and scaling activities ([`admin`]), the capacity probe, elasticity.
+//! - [`scenario`]: the same load once per autoscaling profile, compared side by side.
 //! - [`schedule`]: what rate to offer when ([`Schedule`], [`Stage`]) and under which
 //!   [`LoadModel`].
 //! - [`trace`]: reading per-interval request-count CSVs such as the World Cup 1998 trace.
@@ -13,12 +19,9 @@
 //! - [`report`]: the [`RunReport`] a run produces, its per-second timeline and error classes.
 //! - [`elasticity`]: SPEC Research Group's [`ElasticityMetrics`] from demand and supply curves.
 //! - [`render`]: the text summary, SVG/PNG charts and the self-contained HTML report.
+//! - [`progress`]: live progress on stderr.
 //! - [`workload`]: the workload server tasks run (`scalegate workload`): per-request CPU, sleep,
 //!   status and failures, a flippable health endpoint, its own request counts.
-//!
-//! Status: the workload server is implemented (issue 5); the generator, reports and charts are
-//! an interface sketch for issue 6. The pure pieces they build on — schedule rates, trace
-//! parsing, threshold parsing, elasticity arithmetic — are implemented and unit-tested here.
 #![forbid(unsafe_code)]
 
 // Test fixtures shared with the integration tests name this crate by its external name.
