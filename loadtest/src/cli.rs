@@ -142,6 +142,9 @@ pub struct LoadtestArgs {
     /// Generator threads [default: number of CPUs].
     #[arg(short = 't', long, value_name = "N", help_heading = "Schedule")]
     pub threads: Option<usize>,
+    /// Seed for Poisson arrivals, to repeat a run exactly.
+    #[arg(long, value_name = "N", help_heading = "Schedule")]
+    pub seed: Option<u64>,
     /// A request sent later than this after its intended time counts as late.
     #[arg(long, default_value = "10ms", value_parser = parse_duration, help_heading = "Schedule")]
     pub late_after: Duration,
@@ -358,6 +361,7 @@ impl LoadtestArgs {
                     insecure: self.insecure,
                     ca_file: self.ca_file.clone(),
                 },
+                seed: self.seed,
             },
             thresholds,
             json: self.json,

@@ -1,19 +1,38 @@
 //! The load generator: sends requests on a schedule (open model) or as fast as N connections
 //! allow (closed model), and reports what happened second by second.
 //!
-//! INTERFACE SKETCH (issue 6): the helper implementing the generator fills this module in;
-//! the runner (`crate::run`) consumes exactly this API.
+//! [`start`] spawns `threads` OS threads, each a current-thread tokio runtime that owns every
+//! `threads`-th request of the schedule (open model) or its share of the connections (closed
+//! model) and records what happened per second in its own HDR histograms; [`RunningLoad`]
+//! merges the threads' seconds and hands them out in order.
+//!
+//! - `target`: the URL's address, TLS, and the request every send clones.
+//! - `exchange`: one request and its response, with error classes.
+//! - `stats`: per-thread, per-second recording and the merge.
+//! - `worker`: the per-thread runtime — pacing, connection pools, the open and closed models.
+
+mod exchange;
+mod stats;
+mod target;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{HeaderMap, Method, Uri};
 
+use tokio::sync::{mpsc, watch};
+
 use crate::report::ErrorClass;
 use crate::schedule::{LoadModel, Schedule};
+
+use self::stats::{Collector, ThreadReport, ThreadTotals};
+use self::target::Target;
 
 /// What every request looks like. URLs rotate round-robin; they share one scheme and authority
 /// (one connection pool).
@@ -81,6 +100,30 @@ pub struct GeneratorOptions {
     pub arrivals: Arrivals,
     /// TLS settings.
     pub tls: TlsOptions,
+    /// Seed for Poisson arrivals, so a run can be repeated exactly; `None` picks one at random.
+    /// (Added by the generator: the runner may leave it `None`.)
+    pub seed: Option<u64>,
+}
+
+impl Default for GeneratorOptions {
+    /// An open-model HTTP/1.1 run on one thread with up to 1000 requests in flight, 10 s request
+    /// and 5 s connect timeouts, and requests more than 10 ms behind schedule counted as late.
+    fn default() -> Self {
+        GeneratorOptions {
+            model: LoadModel::Open {
+                max_in_flight: 1000,
+            },
+            protocol: Protocol::Http1,
+            threads: 1,
+            http2_connections: 1,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            late_after: Duration::from_millis(10),
+            arrivals: Arrivals::Uniform,
+            tls: TlsOptions::default(),
+            seed: None,
+        }
+    }
 }
 
 /// What happened in one second of the run, merged over all threads.
@@ -120,6 +163,9 @@ pub struct LoadTotals {
     pub elapsed: Duration,
     /// Connections opened in all (a healthy keep-alive run opens few).
     pub connections_opened: u64,
+    /// The first message seen for each error class, so a report can say *why* requests failed
+    /// ("connection refused", "server did not negotiate HTTP/2"). (Added by the generator.)
+    pub error_samples: BTreeMap<ErrorClass, String>,
 }
 
 /// Why load could not be started or finished.
@@ -133,35 +179,172 @@ pub enum GeneratorError {
     Thread(String),
 }
 
-// TEMPORARY (integrator's stub until helper-gen merges; replaced by theirs).
-/// Stub.
-pub fn start(
-    _template: RequestTemplate,
-    _schedule: Schedule,
-    _options: GeneratorOptions,
-) -> Result<RunningLoad, GeneratorError> {
-    Err(GeneratorError::Invalid("not yet".into()))
+/// Stops a run early (Ctrl-C): no new requests are sent, requests in flight get up to the
+/// request timeout to finish, then [`RunningLoad::next_second`] drains and returns `None`.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    stop: Arc<watch::Sender<bool>>,
 }
-/// Stub.
-pub struct RunningLoad;
-/// Stub.
-#[derive(Clone)]
-pub struct StopHandle;
+
 impl StopHandle {
-    /// Stub.
-    pub fn stop(&self) {}
+    /// Asks every generator thread to stop; returns at once and may be called any number of
+    /// times, from any thread.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
 }
+
+/// A run in progress: its per-second results as they become final, a way to stop it, and its
+/// threads to join at the end.
+#[derive(Debug)]
+pub struct RunningLoad {
+    collector: Collector,
+    threads: Vec<JoinHandle<Result<ThreadTotals, String>>>,
+    stop: StopHandle,
+    started: Instant,
+}
+
+/// Starts load in background OS threads and returns at once.
+///
+/// The template, schedule and options are checked first (URLs, TLS files, rates), so a mistake
+/// is reported before anything is sent; the target's host name is resolved once, here.
+pub fn start(
+    template: RequestTemplate,
+    schedule: Schedule,
+    options: GeneratorOptions,
+) -> Result<RunningLoad, GeneratorError> {
+    validate_options(&options)?;
+    schedule.validate().map_err(GeneratorError::Invalid)?;
+    let target = Arc::new(Target::new(&template, &options)?);
+    let curve = Arc::new(schedule.curve());
+    let seed = options.seed.unwrap_or_else(|| fastrand::u64(..));
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    let stop = StopHandle {
+        stop: Arc::new(stop_sender),
+    };
+    let (sink, reports) = mpsc::unbounded_channel::<ThreadReport>();
+    let started = Instant::now();
+    let mut threads = Vec::with_capacity(options.threads);
+    for index in 0..options.threads {
+        let plan = worker::ThreadPlan {
+            index,
+            threads: options.threads,
+            started,
+            duration: schedule.duration(),
+            curve: Arc::clone(&curve),
+            target: Arc::clone(&target),
+            options: options.clone(),
+            seed,
+            stop: stop_receiver.clone(),
+            sink: sink.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("loadgen-{index}"))
+            .spawn(move || worker::run_thread(plan));
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(error) => {
+                stop.stop();
+                for handle in threads {
+                    let _ = handle.join();
+                }
+                return Err(GeneratorError::Thread(format!(
+                    "could not start generator thread {index}: {error}"
+                )));
+            }
+        }
+    }
+    Ok(RunningLoad {
+        collector: Collector::new(reports, options.threads),
+        threads,
+        stop,
+        started,
+    })
+}
+
+fn validate_options(options: &GeneratorOptions) -> Result<(), GeneratorError> {
+    let invalid = |message: &str| Err(GeneratorError::Invalid(message.to_string()));
+    if options.threads == 0 {
+        return invalid("threads must be at least 1");
+    }
+    match options.model {
+        LoadModel::Open { max_in_flight: 0 } => {
+            return invalid("max in flight must be at least 1");
+        }
+        LoadModel::Closed { connections: 0 } => {
+            return invalid("connections must be at least 1");
+        }
+        _ => {}
+    }
+    if options.timeout.is_zero() {
+        return invalid("the request timeout must be positive");
+    }
+    if options.connect_timeout.is_zero() {
+        return invalid("the connect timeout must be positive");
+    }
+    Ok(())
+}
+
 impl RunningLoad {
-    /// Stub.
+    /// The next finished second, merged over all threads, in order, every second from 0 with
+    /// none skipped (empty seconds included); `None` once the run is over and all in-flight
+    /// requests completed or timed out. Cancel-safe, usable from any tokio runtime.
     pub async fn next_second(&mut self) -> Option<SecondStats> {
-        None
+        self.collector.next_second().await
     }
-    /// Stub.
+
+    /// A handle that stops the run early (Ctrl-C): no new requests; in-flight ones get up to
+    /// `timeout` to finish; then [`RunningLoad::next_second`] drains and returns `None`.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle
+        self.stop.clone()
     }
-    /// Stub.
-    pub fn finish(self) -> Result<LoadTotals, GeneratorError> {
-        Ok(LoadTotals::default())
+
+    /// Joins the threads and sums their totals; call after `next_second` returned `None` (it
+    /// blocks until the threads are done).
+    pub fn finish(mut self) -> Result<LoadTotals, GeneratorError> {
+        let mut totals = LoadTotals::default();
+        let mut last_completion: Option<Instant> = None;
+        let mut failures = Vec::new();
+        for (index, handle) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+            match handle.join() {
+                Ok(Ok(thread)) => {
+                    totals.unsent += thread.unsent;
+                    totals.connections_opened += thread.connections_opened;
+                    last_completion = last_completion.max(thread.last_completion);
+                    for (class, message) in thread.error_samples {
+                        totals.error_samples.entry(class).or_insert(message);
+                    }
+                }
+                Ok(Err(message)) => failures.push(format!("thread {index}: {message}")),
+                Err(panic) => failures.push(format!(
+                    "thread {index} panicked: {}",
+                    panic_message(&panic)
+                )),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(GeneratorError::Thread(failures.join("; ")));
+        }
+        totals.elapsed = last_completion
+            .map(|at| at.saturating_duration_since(self.started))
+            .unwrap_or_default();
+        Ok(totals)
     }
+}
+
+impl Drop for RunningLoad {
+    /// A run dropped before it ended stops, so its threads do not send load nobody reads.
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop.stop();
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|message| message.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
 }
