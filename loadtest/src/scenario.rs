@@ -14,6 +14,8 @@
 //! `loadtest` holds `scalegate loadtest` arguments, so a scenario and a one-off run speak the
 //! same language. The URL defaults to the config's first listener, the admin URL to its admin
 //! address; results go to `<scenario name>-results/` beside the file unless `output` says.
+//! File arguments (`--trace`, `--urls-file`, `--body-file`, `--ca-file`) are relative to the
+//! scenario file.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -154,7 +156,7 @@ async fn run_scenario(file: &Path, scenario: &Scenario, progress: bool) -> Resul
         if let Some(service) = &scenario.service {
             argv.extend(["--service".into(), service.clone()]);
         }
-        argv.extend(scenario.loadtest.iter().cloned());
+        argv.extend(resolve_paths(&scenario.loadtest, base));
         if !progress {
             argv.push("--no-progress".into());
         }
@@ -206,6 +208,40 @@ async fn run_scenario(file: &Path, scenario: &Scenario, progress: bool) -> Resul
     } else {
         THRESHOLDS_FAILED_EXIT_CODE
     })
+}
+
+/// `scalegate loadtest` options whose value is a file: relative to the scenario file, as the
+/// config's own paths are relative to the config.
+const FILE_OPTIONS: [&str; 4] = ["--trace", "--urls-file", "--body-file", "--ca-file"];
+
+fn resolve_paths(args: &[String], base: &Path) -> Vec<String> {
+    let resolve = |value: &str| -> String {
+        let path = Path::new(value);
+        if path.is_absolute() {
+            value.to_string()
+        } else {
+            base.join(path).to_string_lossy().into_owned()
+        }
+    };
+    let mut resolved = Vec::with_capacity(args.len());
+    let mut next_is_file = false;
+    for arg in args {
+        if next_is_file {
+            resolved.push(resolve(arg));
+            next_is_file = false;
+            continue;
+        }
+        match arg.split_once('=') {
+            Some((option, value)) if FILE_OPTIONS.contains(&option) => {
+                resolved.push(format!("{option}={}", resolve(value)));
+            }
+            _ => {
+                next_is_file = FILE_OPTIONS.contains(&arg.as_str());
+                resolved.push(arg.clone());
+            }
+        }
+    }
+    resolved
 }
 
 fn parse_args(argv: &[String]) -> Result<LoadtestArgs, String> {
@@ -313,5 +349,36 @@ async fn stop_scalegate(child: &mut tokio::process::Child) {
         .is_err()
     {
         let _ = child.kill().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_options_resolve_against_the_scenario_file() {
+        let args: Vec<String> = [
+            "--trace",
+            "t.csv",
+            "--urls-file=/abs/u.txt",
+            "--body-file=b",
+            "-r",
+            "5",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        assert_eq!(
+            resolve_paths(&args, Path::new("/scenarios")),
+            [
+                "--trace",
+                "/scenarios/t.csv",
+                "--urls-file=/abs/u.txt",
+                "--body-file=/scenarios/b",
+                "-r",
+                "5"
+            ]
+        );
     }
 }
