@@ -6,12 +6,14 @@
 //! model) and records what happened per second in its own HDR histograms; [`RunningLoad`]
 //! merges the threads' seconds and hands them out in order.
 //!
-//! - `target`: the URL's address, TLS, and the request every send clones.
-//! - `exchange`: one request and its response, with error classes.
+//! - `target`: the URL's address, TLS, and the requests built once from the template.
+//! - `http1`: the lean HTTP/1.1 client (a prebuilt request out, the response parsed in place).
+//! - `exchange`: how a request ended, error classes, and one HTTP/2 request over hyper.
 //! - `stats`: per-thread, per-second recording and the merge.
 //! - `worker`: the per-thread runtime — pacing, connection pools, the open and closed models.
 
 mod exchange;
+mod http1;
 mod stats;
 mod target;
 mod worker;

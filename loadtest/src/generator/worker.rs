@@ -5,23 +5,24 @@
 //!   workers, starting a worker while fewer than the thread's share of `max_in_flight` exist
 //!   and queueing otherwise;
 //! - **workers**: each carries one request at a time — over its own keep-alive HTTP/1.1
-//!   connection, or as a stream on one of the thread's HTTP/2 connections. In the closed model a
+//!   connection (the lean client in `http1`), or as a stream on one of the thread's HTTP/2
+//!   connections (hyper). In the closed model a
 //!   worker is one of the `connections` loops;
 //! - the **supervisor**: sends each finished second to the collector and waits for the workers.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Sleep;
 
-use super::exchange::{exchange, Exchange, Failure};
+use super::exchange::{exchange_http2, Exchange, Failure};
+use super::http1::Http1Connection;
 use super::stats::{Recorder, ThreadReport, ThreadTotals};
 use super::target::{Http2Sender, Target};
 use super::{GeneratorOptions, Protocol};
@@ -493,24 +494,18 @@ enum Sent {
     Again(Job),
 }
 
-/// Sends one request through `send` (hyper's `try_send_request` on some connection), bounded
-/// by the request timeout, and records it. `deadline` is the worker's timer, reset per request
+/// Sends one request and records it: `exchange` starts it (on some connection) when called,
+/// and is bounded by the request timeout. `deadline` is the worker's timer, reset per request
 /// rather than created.
 async fn send_one<F>(
     shared: &Shared,
     job: Job,
     deadline: &mut Pin<&mut Sleep>,
-    send: impl FnOnce(http::Request<super::target::RequestBody>) -> F,
+    exchange: impl FnOnce() -> F,
 ) -> Sent
 where
-    F: Future<
-        Output = Result<
-            http::Response<hyper::body::Incoming>,
-            hyper::client::conn::TrySendError<http::Request<super::target::RequestBody>>,
-        >,
-    >,
+    F: Future<Output = Exchange>,
 {
-    let request = shared.target.request(job.url);
     let sent = Instant::now();
     let intended = job.intended.unwrap_or(sent);
     {
@@ -521,10 +516,10 @@ where
         recorder.sent(intended, sent);
     }
     deadline.as_mut().reset((sent + shared.timeout).into());
-    let response = send(request);
+    let exchanging = exchange();
     let result = tokio::select! {
         biased;
-        result = exchange(response) => result,
+        result = exchanging => result,
         () = deadline.as_mut() => Exchange::Failed(Failure::timeout()),
     };
     let done = Instant::now();
@@ -570,116 +565,47 @@ fn closed_before_sending() -> Failure {
 }
 
 /// A worker with its own HTTP/1.1 connection, opened when the first job arrives and replaced
-/// when the server closes it, answers `Connection: close`, or a request fails.
+/// when the server closed it while idle, answered `Connection: close`, or a request failed.
 async fn http1_worker(shared: &Shared, source: &impl JobSource) {
     let mut deadline = pin!(tokio::time::sleep(Duration::ZERO));
-    let mut carried: Option<Job> = None;
-    loop {
-        let job = match carried.take() {
-            Some(job) => job,
-            None => match source.next_job(shared).await {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let attempted = Instant::now();
-        let (sender, connection) = match shared
-            .target
-            .connect_http1(shared.next_connect_attempt())
-            .await
-        {
-            Ok(connected) => connected,
-            Err(failure) => {
-                shared.fail_unsendable(job, attempted, &failure);
-                source.after_connect_failure().await;
-                continue;
-            }
-        };
-        shared.recorder.borrow_mut().totals.connections_opened += 1;
-        let serving = serve_http1(shared, source, sender, job, &mut deadline);
-        match drive(connection, serving).await {
-            Serving::Exit => return,
-            Serving::Reconnect(job) => carried = job,
+    let mut connection: Option<Http1Connection> = None;
+    let head_requests = shared.target.is_head();
+    while let Some(job) = source.next_job(shared).await {
+        // A keep-alive connection the server closed while idle is replaced before it is used,
+        // so the request does not fail on it.
+        if connection.as_mut().is_some_and(|open| !open.is_open()) {
+            connection = None;
         }
-    }
-}
-
-/// Why [`serve_http1`] gave its connection up.
-enum Serving {
-    /// No more jobs.
-    Exit,
-    /// The connection is done; send this job (if any) on a new one.
-    Reconnect(Option<Job>),
-}
-
-/// Sends jobs one after another on one keep-alive connection.
-async fn serve_http1(
-    shared: &Shared,
-    source: &impl JobSource,
-    mut sender: super::target::Http1Sender,
-    mut job: Job,
-    deadline: &mut Pin<&mut Sleep>,
-) -> Serving {
-    loop {
-        // A keep-alive connection the server closed while idle is noticed here and replaced
-        // without sending on it; a job that already met one closed connection fails instead,
-        // so a server that closes every connection at once cannot make the worker spin.
-        if sender.is_closed() || sender.ready().await.is_err() {
-            if job.resent {
-                shared.fail_unsendable(job, Instant::now(), &closed_before_sending());
-                return Serving::Reconnect(None);
-            }
-            return Serving::Reconnect(Some(Job {
-                resent: true,
-                ..job
-            }));
-        }
-        match send_one(shared, job, deadline, |request| {
-            sender.try_send_request(request)
-        })
-        .await
-        {
-            Sent::Reusable => {}
-            Sent::Retire => return Serving::Reconnect(None),
-            Sent::Again(job) => return Serving::Reconnect(Some(job)),
-        }
-        job = match source.next_job(shared).await {
-            Some(job) => job,
-            None => return Serving::Exit,
-        };
-    }
-}
-
-/// Runs `body` while also polling the HTTP/1.1 connection it sends on, in the same task, so a
-/// request and its response need no hand-off between tasks. Returns `body`'s output; the
-/// connection is closed with it at the latest.
-///
-/// A connection that ends (the server closed it) is dropped at once: only then does hyper mark
-/// its sender closed, which is how `body` learns not to send on it.
-async fn drive<C, B>(connection: C, body: B) -> B::Output
-where
-    C: Future<Output = hyper::Result<()>>,
-    B: Future,
-{
-    let mut connection = pin!(Some(connection));
-    let mut body = pin!(body);
-    poll_fn(move |cx| {
-        if let Poll::Ready(output) = body.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        if let Some(running) = connection.as_mut().as_pin_mut() {
-            if let Poll::Ready(result) = running.poll(cx) {
-                connection.set(None);
-                if let Err(error) = result {
-                    tracing::debug!(%error, "HTTP/1.1 connection ended");
+        let open = match &mut connection {
+            Some(open) => open,
+            None => {
+                let attempted = Instant::now();
+                match shared
+                    .target
+                    .connect_http1(shared.next_connect_attempt())
+                    .await
+                {
+                    Ok(opened) => {
+                        shared.recorder.borrow_mut().totals.connections_opened += 1;
+                        connection.insert(opened)
+                    }
+                    Err(failure) => {
+                        shared.fail_unsendable(job, attempted, &failure);
+                        source.after_connect_failure().await;
+                        continue;
+                    }
                 }
-                // The body may be waiting on what the connection just finished.
-                return body.as_mut().poll(cx);
             }
+        };
+        let request = shared.target.http1_request(job.url);
+        let sent = send_one(shared, job, &mut deadline, || {
+            open.exchange(request, head_requests)
+        })
+        .await;
+        if !matches!(sent, Sent::Reusable) {
+            connection = None;
         }
-        Poll::Pending
-    })
-    .await
+    }
 }
 
 /// One of a thread's HTTP/2 connections, opened by the first worker that needs it and
@@ -752,10 +678,11 @@ async fn http2_worker(shared: &Shared, source: &impl JobSource, slot: usize) {
             source.after_connect_failure().await;
             continue;
         }
-        let sent = send_one(shared, job, &mut deadline, |request| {
+        let sent = send_one(shared, job, &mut deadline, || {
+            let request = shared.target.http2_request(job.url);
             let mut sender = slot.sender.borrow_mut();
             let sender = sender.as_mut().expect("ensure_open left a connection");
-            sender.try_send_request(request)
+            exchange_http2(sender.try_send_request(request))
         })
         .await;
         if let Sent::Again(job) = sent {
