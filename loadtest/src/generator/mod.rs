@@ -10,12 +10,14 @@
 //! - `http1`: the lean HTTP/1.1 client (a prebuilt request out, the response parsed in place).
 //! - `exchange`: how a request ended, error classes, and one HTTP/2 request over hyper.
 //! - `stats`: per-thread, per-second recording and the merge.
+//! - `timer`: waiting for intended send times with microsecond precision (timerfd).
 //! - `worker`: the per-thread runtime — pacing, connection pools, the open and closed models.
 
 mod exchange;
 mod http1;
 mod stats;
 mod target;
+mod timer;
 mod worker;
 
 use std::collections::BTreeMap;

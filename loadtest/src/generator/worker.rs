@@ -25,6 +25,7 @@ use super::exchange::{exchange_http2, Exchange, Failure};
 use super::http1::Http1Connection;
 use super::stats::{Recorder, ThreadReport, ThreadTotals};
 use super::target::{Http2Sender, Target};
+use super::timer::PacingTimer;
 use super::{GeneratorOptions, Protocol};
 use crate::schedule::{CumulativeCurve, LoadModel};
 
@@ -418,6 +419,7 @@ impl Pacer<'_> {
             closed: Cell::new(false),
         });
         let url_count = shared.target.url_count() as u64;
+        let timer = PacingTimer::new();
         let mut spawned = 0;
         let mut next = self.next_arrival();
         loop {
@@ -446,7 +448,7 @@ impl Pacer<'_> {
                 .map_or(self.end, |(intended, _)| intended)
                 .min(self.next_second(shared, now));
             tokio::select! {
-                () = tokio::time::sleep_until(wake_at.into()) => {}
+                () = timer.sleep_until(wake_at) => {}
                 () = stopped(stop) => {
                     shared.stopped.set(true);
                     break;
