@@ -26,7 +26,7 @@ use super::http1::Http1Connection;
 use super::stats::{Recorder, ThreadReport, ThreadTotals};
 use super::target::{Http2Sender, Target};
 use super::timer::PacingTimer;
-use super::{GeneratorOptions, Protocol};
+use super::{Arrivals as ArrivalKind, GeneratorOptions, Protocol};
 use crate::schedule::{CumulativeCurve, LoadModel};
 
 /// After a failed connect, a closed-model loop waits this long before its next request, so a
@@ -356,11 +356,11 @@ enum ArrivalSequence {
 }
 
 impl ArrivalSequence {
-    fn new(kind: super::Arrivals, seed: u64, index: usize, threads: usize) -> Self {
+    fn new(kind: ArrivalKind, seed: u64, index: usize, threads: usize) -> Self {
         let (next, step) = (index as u64, threads as u64);
         match kind {
-            super::Arrivals::Uniform => ArrivalSequence::Uniform { next, step },
-            super::Arrivals::Poisson => ArrivalSequence::Poisson {
+            ArrivalKind::Uniform => ArrivalSequence::Uniform { next, step },
+            ArrivalKind::Poisson => ArrivalSequence::Poisson {
                 rng: fastrand::Rng::with_seed(seed),
                 position: 0.0,
                 drawn: 0,
@@ -690,5 +690,57 @@ async fn http2_worker(shared: &Shared, source: &impl JobSource, slot: usize) {
         if let Sent::Again(job) = sent {
             carried = Some(job);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Schedule;
+
+    /// Every arrival of a run, in time order, as the threads' sequences together give them.
+    fn arrivals(
+        kind: ArrivalKind,
+        threads: usize,
+        curve: &CumulativeCurve,
+    ) -> Vec<(Duration, u64)> {
+        let mut all: Vec<(Duration, u64)> = (0..threads)
+            .flat_map(|index| {
+                let mut sequence = ArrivalSequence::new(kind, 7, index, threads);
+                std::iter::from_fn(move || sequence.next(curve)).collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by_key(|(_, n)| *n);
+        all
+    }
+
+    #[test]
+    fn threads_share_out_exactly_the_single_thread_arrivals() {
+        let curve = Schedule::Stages {
+            start_rate: 10.0,
+            stages: vec![crate::schedule::Stage {
+                duration: Duration::from_secs(3),
+                target_rate: 300.0,
+            }],
+        }
+        .curve();
+        for kind in [ArrivalKind::Uniform, ArrivalKind::Poisson] {
+            let alone = arrivals(kind, 1, &curve);
+            for threads in [2, 3, 7] {
+                assert_eq!(
+                    arrivals(kind, threads, &curve),
+                    alone,
+                    "{kind:?} on {threads} threads"
+                );
+            }
+            let numbers: Vec<u64> = alone.iter().map(|(_, n)| *n).collect();
+            assert_eq!(numbers, (0..alone.len() as u64).collect::<Vec<_>>());
+            assert!(alone.windows(2).all(|pair| pair[0].0 <= pair[1].0));
+        }
+        // Uniform arrivals are exactly the schedule's integral (465 requests); Poisson ones
+        // are near it.
+        assert_eq!(arrivals(ArrivalKind::Uniform, 1, &curve).len(), 465);
+        let poisson = arrivals(ArrivalKind::Poisson, 1, &curve).len();
+        assert!(poisson.abs_diff(465) < 110, "{poisson} Poisson arrivals");
     }
 }
