@@ -77,6 +77,9 @@ impl Http1Connection {
     /// server closed it (or sent something nobody asked for). Costs no system call when
     /// nothing arrived since the last response: tokio knows the socket is not readable.
     pub(super) fn is_open(&mut self) -> bool {
+        if self.start < self.end {
+            return false;
+        }
         let mut probe = [0u8; 1];
         let mut probe = ReadBuf::new(&mut probe);
         let mut cx = Context::from_waker(Waker::noop());
@@ -408,10 +411,12 @@ mod tests {
     }
 
     /// A connection to a local server that writes `response` (in pieces) after reading the
-    /// request, then keeps the connection open.
+    /// request, then keeps the connection open (`keep_open`) or closes it. Returns how the
+    /// exchange ended and whether the connection is still open afterwards.
     async fn exchange_with(
         response: &'static [&'static [u8]],
         head_request: bool,
+        keep_open: bool,
     ) -> (Exchange, bool) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -424,7 +429,7 @@ mod tests {
                 stream.flush().await.unwrap();
                 tokio::task::yield_now().await;
             }
-            stream
+            keep_open.then_some(stream)
         });
         let stream = tokio::net::TcpStream::connect(address).await.unwrap();
         let mut connection = Http1Connection::new(Stream::Plain(stream));
@@ -448,77 +453,69 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_content_length_bodies_in_pieces() {
-        let (exchange, open) = exchange_with(
-            &[
-                b"HTTP/1.1 200 OK\r\ncontent-",
-                b"length: 11\r\n\r\nhello",
-                b" worl",
-                b"d",
-            ],
-            false,
-        )
-        .await;
-        assert_eq!(response_of(exchange), (200, 11, true));
-        assert!(open);
-    }
-
-    #[tokio::test]
-    async fn reads_chunked_bodies_with_trailers() {
-        let (exchange, _) = exchange_with(
-            &[
-                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
-                b"lo\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n",
-                b"\r\n",
-            ],
-            false,
-        )
-        .await;
-        assert_eq!(response_of(exchange), (200, 11, true));
-    }
-
-    #[tokio::test]
-    async fn skips_interim_responses_and_head_bodies() {
-        let (exchange, _) = exchange_with(
-            &[b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"],
-            false,
-        )
-        .await;
-        assert_eq!(response_of(exchange), (404, 0, true));
-        let (exchange, _) =
-            exchange_with(&[b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n"], true).await;
-        assert_eq!(response_of(exchange), (200, 0, true));
-    }
-
-    #[tokio::test]
-    async fn extra_bytes_make_the_connection_unusable() {
-        let (exchange, _) = exchange_with(
-            &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"],
-            false,
-        )
-        .await;
-        assert_eq!(response_of(exchange), (200, 2, false));
+    async fn responses_are_read_to_their_end() {
+        type Case = (&'static [&'static [u8]], bool, (u16, u64, bool));
+        let cases: [Case; 5] = [
+            // Content-Length, arriving in pieces.
+            (
+                &[
+                    b"HTTP/1.1 200 OK\r\ncontent-",
+                    b"length: 11\r\n\r\nhello",
+                    b" worl",
+                    b"d",
+                ],
+                false,
+                (200, 11, true),
+            ),
+            // Chunked, with an extension and a trailer.
+            (
+                &[
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+                    b"lo\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: 1\r\n",
+                    b"\r\n",
+                ],
+                false,
+                (200, 11, true),
+            ),
+            // An interim response before the real one.
+            (
+                &[b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"],
+                false,
+                (404, 0, true),
+            ),
+            // The answer to HEAD has no body, whatever its Content-Length.
+            (
+                &[b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n"],
+                true,
+                (200, 0, true),
+            ),
+            // Bytes after the response: the connection is out of step.
+            (
+                &[b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"],
+                false,
+                (200, 2, false),
+            ),
+        ];
+        for (response, head_request, expected) in cases {
+            let (exchange, open) = exchange_with(response, head_request, true).await;
+            assert_eq!(response_of(exchange), expected, "{response:?}");
+            assert_eq!(open, expected.2, "{response:?}");
+        }
     }
 
     #[tokio::test]
     async fn a_close_mid_body_is_a_reset() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request).await.unwrap();
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
-                .await
-                .unwrap();
-        });
-        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        let mut connection = Http1Connection::new(Stream::Plain(stream));
-        match connection.exchange(b"GET / HTTP/1.1\r\n\r\n", false).await {
+        let (exchange, open) = exchange_with(
+            &[b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"],
+            false,
+            false,
+        )
+        .await;
+        match exchange {
             Exchange::Failed(failure) => assert_eq!(failure.class, ErrorClass::Reset),
             other => panic!("expected a reset, got {other:?}"),
         }
+        assert!(!open);
     }
 
     #[tokio::test]

@@ -158,6 +158,54 @@ pub struct SecondStats {
     pub service_time: Histogram<u64>,
 }
 
+impl SecondStats {
+    /// Nothing happened in `second` (yet): the starting point for recording or summing.
+    pub fn empty(second: u64) -> Self {
+        SecondStats {
+            second,
+            intended: 0,
+            sent: 0,
+            late: 0,
+            completed: 0,
+            failed: 0,
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            bytes: 0,
+            latency: stats::latency_histogram(),
+            service_time: stats::latency_histogram(),
+        }
+    }
+
+    /// Adds `other`'s counts and histograms to these (another thread's share of the same
+    /// second, or another second when summing a run); `second` is left as it is.
+    pub fn add(&mut self, other: &SecondStats) {
+        self.intended += other.intended;
+        self.sent += other.sent;
+        self.late += other.late;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_insert(0) += count;
+        }
+        for (class, count) in &other.errors {
+            *self.errors.entry(*class).or_insert(0) += count;
+        }
+        add_histogram(&mut self.latency, &other.latency);
+        add_histogram(&mut self.service_time, &other.service_time);
+    }
+}
+
+/// Adds `from` to `into`. Histograms of the generator's making share bounds, so this cannot
+/// fail; values of one built elsewhere beyond `into`'s range saturate at its highest value.
+fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if into.add(from).is_err() {
+        for value in from.iter_recorded() {
+            into.saturating_record_n(value.value_iterated_to(), value.count_at_value());
+        }
+    }
+}
+
 /// Totals only known at the end.
 #[derive(Debug, Clone, Default)]
 pub struct LoadTotals {

@@ -110,17 +110,25 @@ impl Shared {
         attempt
     }
 
+    /// Records that `job` left at `sent` (the closed model counts it as intended then too);
+    /// returns when it was intended.
+    fn record_sent(&self, job: Job, sent: Instant) -> Instant {
+        let intended = job.intended.unwrap_or(sent);
+        let mut recorder = self.recorder.borrow_mut();
+        if job.intended.is_none() {
+            recorder.intended(sent);
+        }
+        recorder.sent(intended, sent);
+        intended
+    }
+
     /// A request that failed before it could be sent (connect, TLS): it counts as sent when
     /// the attempt began and completed, failed, now.
     fn fail_unsendable(&self, job: Job, attempted: Instant, failure: &Failure) {
-        let now = Instant::now();
-        let intended = job.intended.unwrap_or(attempted);
-        let mut recorder = self.recorder.borrow_mut();
-        if job.intended.is_none() {
-            recorder.intended(attempted);
-        }
-        recorder.sent(intended, attempted);
-        recorder.completed(intended, attempted, now, Err(failure));
+        let intended = self.record_sent(job, attempted);
+        self.recorder
+            .borrow_mut()
+            .completed(intended, attempted, Instant::now(), Err(failure));
     }
 }
 
@@ -509,14 +517,7 @@ where
     F: Future<Output = Exchange>,
 {
     let sent = Instant::now();
-    let intended = job.intended.unwrap_or(sent);
-    {
-        let mut recorder = shared.recorder.borrow_mut();
-        if job.intended.is_none() {
-            recorder.intended(sent);
-        }
-        recorder.sent(intended, sent);
-    }
+    let intended = shared.record_sent(job, sent);
     deadline.as_mut().reset((sent + shared.timeout).into());
     let exchanging = exchange();
     let result = tokio::select! {
