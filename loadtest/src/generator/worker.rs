@@ -6,8 +6,7 @@
 //!   and queueing otherwise;
 //! - **workers**: each carries one request at a time — over its own keep-alive HTTP/1.1
 //!   connection (the lean client in `http1`), or as a stream on one of the thread's HTTP/2
-//!   connections (hyper). In the closed model a
-//!   worker is one of the `connections` loops;
+//!   connections (hyper). In the closed model a worker is one of the `connections` loops;
 //! - the **supervisor**: sends each finished second to the collector and waits for the workers.
 
 use std::cell::{Cell, RefCell};
@@ -27,6 +26,7 @@ use super::stats::{Recorder, ThreadReport, ThreadTotals};
 use super::target::{Http2Sender, Target};
 use super::timer::PacingTimer;
 use super::{Arrivals as ArrivalKind, GeneratorOptions, Protocol};
+use crate::report::ErrorClass;
 use crate::schedule::{CumulativeCurve, LoadModel};
 
 /// After a failed connect, a closed-model loop waits this long before its next request, so a
@@ -91,7 +91,7 @@ struct Shared {
     target: Arc<Target>,
     recorder: RefCell<Recorder>,
     timeout: Duration,
-    /// Stop asked, or (closed model) the run's time is up: workers take no new request.
+    /// Stop was asked: workers take no new request.
     stopped: Cell<bool>,
     /// Workers alive.
     workers: Cell<usize>,
@@ -562,7 +562,7 @@ where
 /// The failure of a request whose connection closed before it could be written, twice.
 fn closed_before_sending() -> Failure {
     Failure::new(
-        crate::report::ErrorClass::Reset,
+        ErrorClass::Reset,
         "the connection closed before the request could be sent".to_string(),
     )
 }
