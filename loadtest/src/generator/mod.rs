@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{HeaderMap, Method, Uri};
-
 use tokio::sync::{mpsc, watch};
 
 use crate::report::ErrorClass;
@@ -399,4 +398,43 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|message| message.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn a_run_can_be_driven_from_any_runtime() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<StopHandle>();
+        let template = RequestTemplate {
+            method: Method::GET,
+            urls: vec![Uri::from_static("http://127.0.0.1:9/")],
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        let schedule = Schedule::Constant {
+            rate: 0.0,
+            duration: Duration::ZERO,
+        };
+        let mut running = start(template, schedule, GeneratorOptions::default()).unwrap();
+        is_send(&running);
+        is_send(&running.next_second());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seconds = runtime.block_on(async {
+            let mut seconds = Vec::new();
+            while let Some(second) = running.next_second().await {
+                seconds.push(second);
+            }
+            seconds
+        });
+        assert!(seconds.iter().all(|second| second.sent == 0));
+        let totals = running.finish().unwrap();
+        assert_eq!(totals.connections_opened, 0);
+    }
 }
