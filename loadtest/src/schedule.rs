@@ -378,6 +378,13 @@ mod tests {
         assert_eq!(schedule.duration(), secs(10.0));
     }
 
+    fn stage(duration: Duration, target_rate: f64) -> Stage {
+        Stage {
+            duration,
+            target_rate,
+        }
+    }
+
     /// Requests intended in second `s`, counted from the inverse.
     fn per_second_from_inverse(schedule: &Schedule) -> Vec<u64> {
         let curve = schedule.curve();
@@ -400,10 +407,7 @@ mod tests {
         assert_eq!(constant.cumulative(secs(10.0)), 6000.0);
         let ramp = Schedule::Stages {
             start_rate: 0.0,
-            stages: vec![Stage {
-                duration: secs(10.0),
-                target_rate: 100.0,
-            }],
+            stages: vec![stage(secs(10.0), 100.0)],
         };
         assert_eq!(ramp.cumulative(secs(5.0)), 125.0);
         assert_eq!(ramp.cumulative(secs(10.0)), 500.0);
@@ -420,16 +424,7 @@ mod tests {
     fn time_of_request_inverts_the_cumulative_count() {
         let schedule = Schedule::Stages {
             start_rate: 10.0,
-            stages: vec![
-                Stage {
-                    duration: secs(7.0),
-                    target_rate: 250.0,
-                },
-                Stage {
-                    duration: secs(3.0),
-                    target_rate: 40.0,
-                },
-            ],
+            stages: vec![stage(secs(7.0), 250.0), stage(secs(3.0), 40.0)],
         };
         let curve = schedule.curve();
         for n in [1u64, 17, 300, 909, 910, 1000, 1344] {
@@ -447,34 +442,13 @@ mod tests {
         let schedule = Schedule::Stages {
             start_rate: 0.0,
             stages: vec![
-                Stage {
-                    duration: secs(2.0),
-                    target_rate: 0.0,
-                },
-                Stage {
-                    duration: Duration::ZERO,
-                    target_rate: 5.0,
-                },
-                Stage {
-                    duration: secs(1.0),
-                    target_rate: 5.0,
-                },
-                Stage {
-                    duration: Duration::ZERO,
-                    target_rate: 0.0,
-                },
-                Stage {
-                    duration: secs(2.0),
-                    target_rate: 0.0,
-                },
-                Stage {
-                    duration: Duration::ZERO,
-                    target_rate: 5.0,
-                },
-                Stage {
-                    duration: secs(1.0),
-                    target_rate: 5.0,
-                },
+                stage(secs(2.0), 0.0),
+                stage(Duration::ZERO, 5.0),
+                stage(secs(1.0), 5.0),
+                stage(Duration::ZERO, 0.0),
+                stage(secs(2.0), 0.0),
+                stage(Duration::ZERO, 5.0),
+                stage(secs(1.0), 5.0),
             ],
         };
         assert_eq!(schedule.time_of_request(0), Some(secs(2.0)));
@@ -487,16 +461,7 @@ mod tests {
         // A ramp from 0 to 200/s over 4 s (C(s) = 25 s²), then a hold at 200/s.
         let schedule = Schedule::Stages {
             start_rate: 0.0,
-            stages: vec![
-                Stage {
-                    duration: secs(4.0),
-                    target_rate: 200.0,
-                },
-                Stage {
-                    duration: secs(2.0),
-                    target_rate: 200.0,
-                },
-            ],
+            stages: vec![stage(secs(4.0), 200.0), stage(secs(2.0), 200.0)],
         };
         assert_eq!(
             per_second_from_inverse(&schedule),
@@ -519,10 +484,7 @@ mod tests {
         assert!(negative.validate().is_err());
         let nan_stage = Schedule::Stages {
             start_rate: 0.0,
-            stages: vec![Stage {
-                duration: secs(1.0),
-                target_rate: f64::NAN,
-            }],
+            stages: vec![stage(secs(1.0), f64::NAN)],
         };
         assert!(nan_stage.validate().is_err());
         let fine = Schedule::Constant {

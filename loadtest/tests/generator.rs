@@ -5,7 +5,6 @@
 //!
 //! Every server listens on 127.0.0.1 and every run is bounded by its schedule plus a deadline.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +13,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -119,6 +117,17 @@ async fn read_request_head(stream: &mut TcpStream) -> bool {
     true
 }
 
+/// A raw server that answers the first request on each connection with `response` and closes
+/// the connection.
+async fn answer_once_and_close(response: &'static [u8]) -> SocketAddr {
+    raw_server(move |mut stream| async move {
+        if read_request_head(&mut stream).await {
+            let _ = stream.write_all(response).await;
+        }
+    })
+    .await
+}
+
 /// A self-signed certificate for 127.0.0.1 and a TLS acceptor offering `alpn`.
 fn tls_acceptor(alpn: &[&[u8]]) -> (TlsAcceptor, String) {
     let generated =
@@ -204,41 +213,10 @@ async fn run(
 }
 
 /// The whole run, summed over its seconds.
-struct Summary {
-    intended: u64,
-    sent: u64,
-    completed: u64,
-    failed: u64,
-    statuses: BTreeMap<u16, u64>,
-    errors: BTreeMap<ErrorClass, u64>,
-    latency: Histogram<u64>,
-    service_time: Histogram<u64>,
-}
-
-fn summary(seconds: &[SecondStats]) -> Summary {
-    let mut summary = Summary {
-        intended: 0,
-        sent: 0,
-        completed: 0,
-        failed: 0,
-        statuses: BTreeMap::new(),
-        errors: BTreeMap::new(),
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
-        service_time: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
-    };
+fn summary(seconds: &[SecondStats]) -> SecondStats {
+    let mut summary = SecondStats::empty(0);
     for second in seconds {
-        summary.intended += second.intended;
-        summary.sent += second.sent;
-        summary.completed += second.completed;
-        summary.failed += second.failed;
-        for (status, count) in &second.statuses {
-            *summary.statuses.entry(*status).or_insert(0) += count;
-        }
-        for (class, count) in &second.errors {
-            *summary.errors.entry(*class).or_insert(0) += count;
-        }
-        summary.latency.add(&second.latency).unwrap();
-        summary.service_time.add(&second.service_time).unwrap();
+        summary.add(second);
     }
     summary
 }
@@ -467,7 +445,7 @@ async fn http1_over_tls_trusting_a_ca_file() {
 }
 
 /// Runs 50 requests/s for 0.4 s (20 requests) and returns the error counts and samples.
-async fn errors_of(url: String, options: GeneratorOptions) -> (Summary, LoadTotals) {
+async fn errors_of(url: String, options: GeneratorOptions) -> (SecondStats, LoadTotals) {
     let (seconds, totals) = run(template(&[url]), constant(50.0, 0.4), options).await;
     (summary(&seconds), totals)
 }
@@ -495,14 +473,8 @@ async fn a_closed_port_is_a_connect_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_closed_mid_response_is_a_reset() {
-    let address = raw_server(|mut stream| async move {
-        if read_request_head(&mut stream).await {
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
-                .await;
-        }
-    })
-    .await;
+    let address =
+        answer_once_and_close(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial").await;
     let (summary, _) = errors_of(format!("http://{address}/"), open(4, Protocol::Http1, 1)).await;
     assert_eq!(
         summary.errors.get(&ErrorClass::Reset),
@@ -592,14 +564,7 @@ async fn connection_close_responses_retire_connections_without_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_the_server_closed_are_replaced_without_errors() {
     // Answers one request per connection, without saying so, and closes it.
-    let address = raw_server(|mut stream| async move {
-        if read_request_head(&mut stream).await {
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .await;
-        }
-    })
-    .await;
+    let address = answer_once_and_close(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
     let (seconds, totals) = run(
         template(&[format!("http://{address}/")]),
         constant(100.0, 1.0),

@@ -1,12 +1,12 @@
-//! One request and its response: waiting for the head, reading the body frame by frame without
-//! collecting it, and sorting failures into the report's error classes.
+//! How a request ended, and sorting failures into the report's error classes; for HTTP/2, one
+//! request over hyper: waiting for the head, reading the body frame by frame without collecting
+//! it.
 
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 
-use http::header::{self, HeaderMap};
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::TrySendError;
@@ -62,9 +62,35 @@ pub(super) enum Exchange {
     NotSent,
 }
 
-/// Waits for the response to a request just handed to hyper (`try_send_request`) and reads
-/// its body to the end, counting bytes. The caller bounds it with the request timeout.
-pub(super) async fn exchange(
+/// A failed read or write on a connection, `while` doing something ("reading the response").
+pub(super) fn io_failure(error: &io::Error, while_doing: &str) -> Failure {
+    let class = io_class(error).unwrap_or(ErrorClass::Other);
+    Failure::new(class, format!("{while_doing}: {error}"))
+}
+
+/// The class of an I/O error, when it says: resets and early ends are `Reset`, TLS alerts and
+/// certificate problems `Tls`.
+fn io_class(error: &io::Error) -> Option<ErrorClass> {
+    if error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+    {
+        return Some(ErrorClass::Tls);
+    }
+    match error.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Some(ErrorClass::Reset),
+        io::ErrorKind::TimedOut => Some(ErrorClass::Timeout),
+        _ => None,
+    }
+}
+
+/// Waits for the response to a request just handed to hyper's HTTP/2 connection
+/// (`try_send_request`) and reads its body to the end, counting bytes. The caller bounds it
+/// with the request timeout.
+pub(super) async fn exchange_http2(
     response: impl Future<Output = Result<Response<Incoming>, TrySendError<Request<RequestBody>>>>,
 ) -> Exchange {
     let response = match response.await {
@@ -77,7 +103,6 @@ pub(super) async fn exchange(
         }
     };
     let status = response.status().as_u16();
-    let reusable = keeps_alive(response.version(), response.headers());
     let mut body = response.into_body();
     let mut bytes = 0u64;
     while !body.is_end_stream() {
@@ -91,29 +116,11 @@ pub(super) async fn exchange(
             None => break,
         }
     }
+    // An HTTP/2 response never retires its connection; GOAWAY closes it and is seen there.
     Exchange::Response {
         status,
         bytes,
-        reusable,
-    }
-}
-
-/// Whether an HTTP/1 response leaves its connection open: HTTP/1.1 unless `Connection: close`,
-/// HTTP/1.0 only with `Connection: keep-alive`. HTTP/2 connections are never retired by a
-/// response.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
-    let has_token = |token: &str| {
-        headers.get_all(header::CONNECTION).iter().any(|value| {
-            value.to_str().is_ok_and(|text| {
-                text.split(',')
-                    .any(|item| item.trim().eq_ignore_ascii_case(token))
-            })
-        })
-    };
-    match version {
-        Version::HTTP_2 | Version::HTTP_3 => true,
-        Version::HTTP_10 | Version::HTTP_09 => has_token("keep-alive"),
-        _ => !headers.contains_key(header::CONNECTION) || !has_token("close"),
+        reusable: true,
     }
 }
 
@@ -147,21 +154,8 @@ fn class_of_cause(error: &hyper::Error) -> Option<ErrorClass> {
                 return Some(ErrorClass::Reset);
             }
         }
-        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
-            if io_error
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return Some(ErrorClass::Tls);
-            }
-            match io_error.kind() {
-                io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::UnexpectedEof => return Some(ErrorClass::Reset),
-                io::ErrorKind::TimedOut => return Some(ErrorClass::Timeout),
-                _ => {}
-            }
+        if let Some(class) = cause.downcast_ref::<io::Error>().and_then(io_class) {
+            return Some(class);
         }
         source = cause.source();
     }
@@ -178,32 +172,4 @@ fn describe(error: &hyper::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn headers(connection: Option<&'static str>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = connection {
-            headers.insert(header::CONNECTION, HeaderValue::from_static(value));
-        }
-        headers
-    }
-
-    #[test]
-    fn connection_close_retires_http1_connections() {
-        assert!(keeps_alive(Version::HTTP_11, &headers(None)));
-        assert!(keeps_alive(Version::HTTP_11, &headers(Some("keep-alive"))));
-        assert!(!keeps_alive(Version::HTTP_11, &headers(Some("close"))));
-        assert!(!keeps_alive(
-            Version::HTTP_11,
-            &headers(Some("Upgrade, Close"))
-        ));
-        assert!(!keeps_alive(Version::HTTP_10, &headers(None)));
-        assert!(keeps_alive(Version::HTTP_10, &headers(Some("Keep-Alive"))));
-        assert!(keeps_alive(Version::HTTP_2, &headers(None)));
-    }
 }

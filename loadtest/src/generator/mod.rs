@@ -6,14 +6,18 @@
 //! model) and records what happened per second in its own HDR histograms; [`RunningLoad`]
 //! merges the threads' seconds and hands them out in order.
 //!
-//! - `target`: the URL's address, TLS, and the request every send clones.
-//! - `exchange`: one request and its response, with error classes.
+//! - `target`: the URL's address, TLS, and the requests built once from the template.
+//! - `http1`: the lean HTTP/1.1 client (a prebuilt request out, the response parsed in place).
+//! - `exchange`: how a request ended, error classes, and one HTTP/2 request over hyper.
 //! - `stats`: per-thread, per-second recording and the merge.
+//! - `timer`: waiting for intended send times with microsecond precision (timerfd).
 //! - `worker`: the per-thread runtime — pacing, connection pools, the open and closed models.
 
 mod exchange;
+mod http1;
 mod stats;
 mod target;
+mod timer;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -25,7 +29,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::{HeaderMap, Method, Uri};
-
 use tokio::sync::{mpsc, watch};
 
 use crate::report::ErrorClass;
@@ -152,6 +155,54 @@ pub struct SecondStats {
     pub latency: Histogram<u64>,
     /// Microseconds from actual send to completion.
     pub service_time: Histogram<u64>,
+}
+
+impl SecondStats {
+    /// Nothing happened in `second` (yet): the starting point for recording or summing.
+    pub fn empty(second: u64) -> Self {
+        SecondStats {
+            second,
+            intended: 0,
+            sent: 0,
+            late: 0,
+            completed: 0,
+            failed: 0,
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            bytes: 0,
+            latency: stats::latency_histogram(),
+            service_time: stats::latency_histogram(),
+        }
+    }
+
+    /// Adds `other`'s counts and histograms to these (another thread's share of the same
+    /// second, or another second when summing a run); `second` is left as it is.
+    pub fn add(&mut self, other: &SecondStats) {
+        self.intended += other.intended;
+        self.sent += other.sent;
+        self.late += other.late;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_insert(0) += count;
+        }
+        for (class, count) in &other.errors {
+            *self.errors.entry(*class).or_insert(0) += count;
+        }
+        add_histogram(&mut self.latency, &other.latency);
+        add_histogram(&mut self.service_time, &other.service_time);
+    }
+}
+
+/// Adds `from` to `into`. Histograms of the generator's making share bounds, so this cannot
+/// fail; values of one built elsewhere beyond `into`'s range saturate at its highest value.
+fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if into.add(from).is_err() {
+        for value in from.iter_recorded() {
+            into.saturating_record_n(value.value_iterated_to(), value.count_at_value());
+        }
+    }
 }
 
 /// Totals only known at the end.
@@ -347,4 +398,43 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|message| message.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn a_run_can_be_driven_from_any_runtime() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<StopHandle>();
+        let template = RequestTemplate {
+            method: Method::GET,
+            urls: vec![Uri::from_static("http://127.0.0.1:9/")],
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        let schedule = Schedule::Constant {
+            rate: 0.0,
+            duration: Duration::ZERO,
+        };
+        let mut running = start(template, schedule, GeneratorOptions::default()).unwrap();
+        is_send(&running);
+        is_send(&running.next_second());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seconds = runtime.block_on(async {
+            let mut seconds = Vec::new();
+            while let Some(second) = running.next_second().await {
+                seconds.push(second);
+            }
+            seconds
+        });
+        assert!(seconds.iter().all(|second| second.sent == 0));
+        let totals = running.finish().unwrap();
+        assert_eq!(totals.connections_opened, 0);
+    }
 }

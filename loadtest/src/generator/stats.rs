@@ -23,22 +23,6 @@ pub(super) fn latency_histogram() -> Histogram<u64> {
         .expect("1 µs – 60 s at 3 significant figures is a valid histogram")
 }
 
-fn empty_second(second: u64) -> SecondStats {
-    SecondStats {
-        second,
-        intended: 0,
-        sent: 0,
-        late: 0,
-        completed: 0,
-        failed: 0,
-        statuses: BTreeMap::new(),
-        errors: BTreeMap::new(),
-        bytes: 0,
-        latency: latency_histogram(),
-        service_time: latency_histogram(),
-    }
-}
-
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
@@ -123,7 +107,7 @@ impl Recorder {
         let index = usize::try_from(second - self.first_pending).unwrap_or(usize::MAX);
         while self.pending.len() <= index {
             let next = self.first_pending + self.pending.len() as u64;
-            self.pending.push_back(empty_second(next));
+            self.pending.push_back(SecondStats::empty(next));
         }
         &mut self.pending[index]
     }
@@ -204,7 +188,7 @@ impl Recorder {
             let stats = self
                 .pending
                 .pop_front()
-                .unwrap_or_else(|| empty_second(self.first_pending));
+                .unwrap_or_else(|| SecondStats::empty(self.first_pending));
             self.send(stats);
         }
     }
@@ -227,25 +211,6 @@ impl Recorder {
             stats: Box::new(stats),
         });
     }
-}
-
-/// Adds `from` into `into` (same second, another thread).
-fn merge(into: &mut SecondStats, from: &SecondStats) {
-    into.intended += from.intended;
-    into.sent += from.sent;
-    into.late += from.late;
-    into.completed += from.completed;
-    into.failed += from.failed;
-    into.bytes += from.bytes;
-    for (status, count) in &from.statuses {
-        *into.statuses.entry(*status).or_insert(0) += count;
-    }
-    for (class, count) in &from.errors {
-        *into.errors.entry(*class).or_insert(0) += count;
-    }
-    // Same bounds on both sides, so adding cannot fail.
-    let _ = into.latency.add(&from.latency);
-    let _ = into.service_time.add(&from.service_time);
 }
 
 /// Merges the threads' seconds and releases them in order.
@@ -313,7 +278,7 @@ impl Collector {
             ThreadReport::Second { thread, stats } => {
                 self.seconds_received[thread] = stats.second + 1;
                 match self.merging.get_mut(&stats.second) {
-                    Some(merged) => merge(merged, &stats),
+                    Some(merged) => merged.add(&stats),
                     None => {
                         self.merging.insert(stats.second, *stats);
                     }

@@ -1,5 +1,6 @@
 //! Where requests go and how to reach it: the URL's addresses, the TLS client, opening a
-//! connection, and the request every send clones from a prebuilt template.
+//! connection, and the requests built once from the template (serialized bytes for HTTP/1.1,
+//! parts every HTTP/2 request clones).
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,7 +14,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::Full;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -26,17 +27,14 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::exchange::Failure;
+use super::http1::Http1Connection;
 use super::{GeneratorError, GeneratorOptions, Protocol, RequestTemplate, TlsOptions};
 use crate::report::ErrorClass;
 
 /// The body type of every request: the template's bytes, shared, never copied.
 pub(super) type RequestBody = Full<Bytes>;
-/// The sending half of an HTTP/1.1 connection.
-pub(super) type Http1Sender = http1::SendRequest<RequestBody>;
 /// The sending half of an HTTP/2 connection (clonable, many streams).
 pub(super) type Http2Sender = http2::SendRequest<RequestBody>;
-/// The half of an HTTP/1.1 connection that does the I/O; whoever holds it must poll it.
-pub(super) type Http1Connection = http1::Connection<TokioIo<Stream>, RequestBody>;
 
 /// Headers that mean something only to one HTTP/1.1 hop; HTTP/2 forbids them.
 const CONNECTION_SPECIFIC: [HeaderName; 5] = [
@@ -54,8 +52,9 @@ pub(super) struct Target {
     protocol: Protocol,
     connect_timeout: Duration,
     method: Method,
-    version: Version,
-    /// One per template URL: origin-form for HTTP/1.1, absolute for HTTP/2.
+    /// HTTP/1.1: one whole request per template URL, written as is.
+    http1_requests: Vec<Bytes>,
+    /// HTTP/2: one absolute URI per template URL.
     uris: Vec<Uri>,
     headers: HeaderMap,
     body: Bytes,
@@ -125,20 +124,33 @@ impl Target {
                 .ok_or_else(|| invalid(format!("invalid host header {value:?}")))?,
             _ => authority.clone(),
         };
-        let (version, uris) = match options.protocol {
+        if !template.body.is_empty() || expects_body(&template.method) {
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(template.body.len()),
+            );
+        }
+        let (http1_requests, uris) = match options.protocol {
             Protocol::Http1 => {
-                let host_value = match host_override {
+                let host = match host_override {
                     Some(value) => value,
                     None => HeaderValue::from_str(authority.as_str())
                         .map_err(|error| invalid(format!("invalid host {authority}: {error}")))?,
                 };
-                headers.insert(header::HOST, host_value);
-                let uris = template
+                let requests = template
                     .urls
                     .iter()
-                    .map(|url| Uri::from(path_and_query(url)))
+                    .map(|url| {
+                        serialize_http1(
+                            &template.method,
+                            &path_and_query(url),
+                            &host,
+                            &headers,
+                            &template.body,
+                        )
+                    })
                     .collect();
-                (Version::HTTP_11, uris)
+                (requests, Vec::new())
             }
             Protocol::Http2 => {
                 for name in &CONNECTION_SPECIFIC {
@@ -156,22 +168,16 @@ impl Target {
                             .map_err(|error| invalid(format!("invalid URL {url}: {error}")))
                     })
                     .collect::<Result<_, _>>()?;
-                (Version::HTTP_2, uris)
+                (Vec::new(), uris)
             }
         };
-        if !template.body.is_empty() {
-            headers.insert(
-                header::CONTENT_LENGTH,
-                HeaderValue::from(template.body.len()),
-            );
-        }
         Ok(Target {
             addresses,
             tls,
             protocol: options.protocol,
             connect_timeout: options.connect_timeout,
             method: template.method.clone(),
-            version,
+            http1_requests,
             uris,
             headers,
             body: template.body.clone(),
@@ -180,16 +186,26 @@ impl Target {
 
     /// How many URLs requests rotate over.
     pub(super) fn url_count(&self) -> usize {
-        self.uris.len()
+        self.http1_requests.len().max(self.uris.len())
     }
 
-    /// The request for URL `url` (an index into the template's list), built from shared
-    /// parts: the only allocation is the header map's copy, which hyper consumes.
-    pub(super) fn request(&self, url: usize) -> Request<RequestBody> {
+    /// Whether requests are `HEAD` (their responses have no body whatever they say).
+    pub(super) fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+
+    /// The whole HTTP/1.1 request for URL `url` (an index into the template's list).
+    pub(super) fn http1_request(&self, url: usize) -> &[u8] {
+        &self.http1_requests[url]
+    }
+
+    /// The HTTP/2 request for URL `url`, built from shared parts: the only allocation is the
+    /// header map's copy, which hyper consumes.
+    pub(super) fn http2_request(&self, url: usize) -> Request<RequestBody> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uris[url].clone();
-        *request.version_mut() = self.version;
+        *request.version_mut() = Version::HTTP_2;
         *request.headers_mut() = self.headers.clone();
         request
     }
@@ -245,18 +261,9 @@ impl Target {
         }
     }
 
-    /// A new HTTP/1.1 connection; the caller must poll the returned connection half.
-    pub(super) async fn connect_http1(
-        &self,
-        attempt: usize,
-    ) -> Result<(Http1Sender, Http1Connection), Failure> {
-        let stream = self.connect(attempt).await?;
-        http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| {
-                Failure::new(ErrorClass::Connect, format!("HTTP/1.1 handshake: {error}"))
-            })
+    /// A new HTTP/1.1 connection.
+    pub(super) async fn connect_http1(&self, attempt: usize) -> Result<Http1Connection, Failure> {
+        Ok(Http1Connection::new(self.connect(attempt).await?))
     }
 
     /// A new HTTP/2 connection, its I/O driven by a task of its own on the current runtime.
@@ -299,6 +306,38 @@ fn scheme_and_authority(url: &Uri) -> Result<(Scheme, Authority), GeneratorError
         )));
     }
     Ok((scheme.clone(), authority.clone()))
+}
+
+/// Methods whose requests carry a body, so an empty one is sent as `content-length: 0` (a
+/// server would otherwise wait for one).
+fn expects_body(method: &Method) -> bool {
+    *method == Method::POST || *method == Method::PUT || *method == Method::PATCH
+}
+
+/// An HTTP/1.1 request as bytes on the wire: request line, `host` first, the other headers,
+/// the body.
+fn serialize_http1(
+    method: &Method,
+    path: &PathAndQuery,
+    host: &HeaderValue,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Bytes {
+    let mut request = Vec::with_capacity(256 + body.len());
+    request.extend_from_slice(method.as_str().as_bytes());
+    request.push(b' ');
+    request.extend_from_slice(path.as_str().as_bytes());
+    request.extend_from_slice(b" HTTP/1.1\r\n");
+    let fields = std::iter::once((&header::HOST, host)).chain(headers.iter());
+    for (name, value) in fields {
+        request.extend_from_slice(name.as_str().as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body);
+    Bytes::from(request)
 }
 
 fn path_and_query(url: &Uri) -> PathAndQuery {

@@ -5,26 +5,28 @@
 //!   workers, starting a worker while fewer than the thread's share of `max_in_flight` exist
 //!   and queueing otherwise;
 //! - **workers**: each carries one request at a time — over its own keep-alive HTTP/1.1
-//!   connection, or as a stream on one of the thread's HTTP/2 connections. In the closed model a
-//!   worker is one of the `connections` loops;
+//!   connection (the lean client in `http1`), or as a stream on one of the thread's HTTP/2
+//!   connections (hyper). In the closed model a worker is one of the `connections` loops;
 //! - the **supervisor**: sends each finished second to the collector and waits for the workers.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Sleep;
 
-use super::exchange::{exchange, Exchange, Failure};
+use super::exchange::{exchange_http2, Exchange, Failure};
+use super::http1::Http1Connection;
 use super::stats::{Recorder, ThreadReport, ThreadTotals};
 use super::target::{Http2Sender, Target};
-use super::{GeneratorOptions, Protocol};
+use super::timer::PacingTimer;
+use super::{Arrivals as ArrivalKind, GeneratorOptions, Protocol};
+use crate::report::ErrorClass;
 use crate::schedule::{CumulativeCurve, LoadModel};
 
 /// After a failed connect, a closed-model loop waits this long before its next request, so a
@@ -89,7 +91,7 @@ struct Shared {
     target: Arc<Target>,
     recorder: RefCell<Recorder>,
     timeout: Duration,
-    /// Stop asked, or (closed model) the run's time is up: workers take no new request.
+    /// Stop was asked: workers take no new request.
     stopped: Cell<bool>,
     /// Workers alive.
     workers: Cell<usize>,
@@ -108,17 +110,25 @@ impl Shared {
         attempt
     }
 
+    /// Records that `job` left at `sent` (the closed model counts it as intended then too);
+    /// returns when it was intended.
+    fn record_sent(&self, job: Job, sent: Instant) -> Instant {
+        let intended = job.intended.unwrap_or(sent);
+        let mut recorder = self.recorder.borrow_mut();
+        if job.intended.is_none() {
+            recorder.intended(sent);
+        }
+        recorder.sent(intended, sent);
+        intended
+    }
+
     /// A request that failed before it could be sent (connect, TLS): it counts as sent when
     /// the attempt began and completed, failed, now.
     fn fail_unsendable(&self, job: Job, attempted: Instant, failure: &Failure) {
-        let now = Instant::now();
-        let intended = job.intended.unwrap_or(attempted);
-        let mut recorder = self.recorder.borrow_mut();
-        if job.intended.is_none() {
-            recorder.intended(attempted);
-        }
-        recorder.sent(intended, attempted);
-        recorder.completed(intended, attempted, now, Err(failure));
+        let intended = self.record_sent(job, attempted);
+        self.recorder
+            .borrow_mut()
+            .completed(intended, attempted, Instant::now(), Err(failure));
     }
 }
 
@@ -354,11 +364,11 @@ enum ArrivalSequence {
 }
 
 impl ArrivalSequence {
-    fn new(kind: super::Arrivals, seed: u64, index: usize, threads: usize) -> Self {
+    fn new(kind: ArrivalKind, seed: u64, index: usize, threads: usize) -> Self {
         let (next, step) = (index as u64, threads as u64);
         match kind {
-            super::Arrivals::Uniform => ArrivalSequence::Uniform { next, step },
-            super::Arrivals::Poisson => ArrivalSequence::Poisson {
+            ArrivalKind::Uniform => ArrivalSequence::Uniform { next, step },
+            ArrivalKind::Poisson => ArrivalSequence::Poisson {
                 rng: fastrand::Rng::with_seed(seed),
                 position: 0.0,
                 drawn: 0,
@@ -417,6 +427,7 @@ impl Pacer<'_> {
             closed: Cell::new(false),
         });
         let url_count = shared.target.url_count() as u64;
+        let timer = PacingTimer::new();
         let mut spawned = 0;
         let mut next = self.next_arrival();
         loop {
@@ -445,7 +456,7 @@ impl Pacer<'_> {
                 .map_or(self.end, |(intended, _)| intended)
                 .min(self.next_second(shared, now));
             tokio::select! {
-                () = tokio::time::sleep_until(wake_at.into()) => {}
+                () = timer.sleep_until(wake_at) => {}
                 () = stopped(stop) => {
                     shared.stopped.set(true);
                     break;
@@ -493,38 +504,25 @@ enum Sent {
     Again(Job),
 }
 
-/// Sends one request through `send` (hyper's `try_send_request` on some connection), bounded
-/// by the request timeout, and records it. `deadline` is the worker's timer, reset per request
+/// Sends one request and records it: `exchange` starts it (on some connection) when called,
+/// and is bounded by the request timeout. `deadline` is the worker's timer, reset per request
 /// rather than created.
 async fn send_one<F>(
     shared: &Shared,
     job: Job,
     deadline: &mut Pin<&mut Sleep>,
-    send: impl FnOnce(http::Request<super::target::RequestBody>) -> F,
+    exchange: impl FnOnce() -> F,
 ) -> Sent
 where
-    F: Future<
-        Output = Result<
-            http::Response<hyper::body::Incoming>,
-            hyper::client::conn::TrySendError<http::Request<super::target::RequestBody>>,
-        >,
-    >,
+    F: Future<Output = Exchange>,
 {
-    let request = shared.target.request(job.url);
     let sent = Instant::now();
-    let intended = job.intended.unwrap_or(sent);
-    {
-        let mut recorder = shared.recorder.borrow_mut();
-        if job.intended.is_none() {
-            recorder.intended(sent);
-        }
-        recorder.sent(intended, sent);
-    }
+    let intended = shared.record_sent(job, sent);
     deadline.as_mut().reset((sent + shared.timeout).into());
-    let response = send(request);
+    let exchanging = exchange();
     let result = tokio::select! {
         biased;
-        result = exchange(response) => result,
+        result = exchanging => result,
         () = deadline.as_mut() => Exchange::Failed(Failure::timeout()),
     };
     let done = Instant::now();
@@ -564,122 +562,53 @@ where
 /// The failure of a request whose connection closed before it could be written, twice.
 fn closed_before_sending() -> Failure {
     Failure::new(
-        crate::report::ErrorClass::Reset,
+        ErrorClass::Reset,
         "the connection closed before the request could be sent".to_string(),
     )
 }
 
 /// A worker with its own HTTP/1.1 connection, opened when the first job arrives and replaced
-/// when the server closes it, answers `Connection: close`, or a request fails.
+/// when the server closed it while idle, answered `Connection: close`, or a request failed.
 async fn http1_worker(shared: &Shared, source: &impl JobSource) {
     let mut deadline = pin!(tokio::time::sleep(Duration::ZERO));
-    let mut carried: Option<Job> = None;
-    loop {
-        let job = match carried.take() {
-            Some(job) => job,
-            None => match source.next_job(shared).await {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let attempted = Instant::now();
-        let (sender, connection) = match shared
-            .target
-            .connect_http1(shared.next_connect_attempt())
-            .await
-        {
-            Ok(connected) => connected,
-            Err(failure) => {
-                shared.fail_unsendable(job, attempted, &failure);
-                source.after_connect_failure().await;
-                continue;
-            }
-        };
-        shared.recorder.borrow_mut().totals.connections_opened += 1;
-        let serving = serve_http1(shared, source, sender, job, &mut deadline);
-        match drive(connection, serving).await {
-            Serving::Exit => return,
-            Serving::Reconnect(job) => carried = job,
+    let mut connection: Option<Http1Connection> = None;
+    let head_requests = shared.target.is_head();
+    while let Some(job) = source.next_job(shared).await {
+        // A keep-alive connection the server closed while idle is replaced before it is used,
+        // so the request does not fail on it.
+        if connection.as_mut().is_some_and(|open| !open.is_open()) {
+            connection = None;
         }
-    }
-}
-
-/// Why [`serve_http1`] gave its connection up.
-enum Serving {
-    /// No more jobs.
-    Exit,
-    /// The connection is done; send this job (if any) on a new one.
-    Reconnect(Option<Job>),
-}
-
-/// Sends jobs one after another on one keep-alive connection.
-async fn serve_http1(
-    shared: &Shared,
-    source: &impl JobSource,
-    mut sender: super::target::Http1Sender,
-    mut job: Job,
-    deadline: &mut Pin<&mut Sleep>,
-) -> Serving {
-    loop {
-        // A keep-alive connection the server closed while idle is noticed here and replaced
-        // without sending on it; a job that already met one closed connection fails instead,
-        // so a server that closes every connection at once cannot make the worker spin.
-        if sender.is_closed() || sender.ready().await.is_err() {
-            if job.resent {
-                shared.fail_unsendable(job, Instant::now(), &closed_before_sending());
-                return Serving::Reconnect(None);
-            }
-            return Serving::Reconnect(Some(Job {
-                resent: true,
-                ..job
-            }));
-        }
-        match send_one(shared, job, deadline, |request| {
-            sender.try_send_request(request)
-        })
-        .await
-        {
-            Sent::Reusable => {}
-            Sent::Retire => return Serving::Reconnect(None),
-            Sent::Again(job) => return Serving::Reconnect(Some(job)),
-        }
-        job = match source.next_job(shared).await {
-            Some(job) => job,
-            None => return Serving::Exit,
-        };
-    }
-}
-
-/// Runs `body` while also polling the HTTP/1.1 connection it sends on, in the same task, so a
-/// request and its response need no hand-off between tasks. Returns `body`'s output; the
-/// connection is closed with it at the latest.
-///
-/// A connection that ends (the server closed it) is dropped at once: only then does hyper mark
-/// its sender closed, which is how `body` learns not to send on it.
-async fn drive<C, B>(connection: C, body: B) -> B::Output
-where
-    C: Future<Output = hyper::Result<()>>,
-    B: Future,
-{
-    let mut connection = pin!(Some(connection));
-    let mut body = pin!(body);
-    poll_fn(move |cx| {
-        if let Poll::Ready(output) = body.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        if let Some(running) = connection.as_mut().as_pin_mut() {
-            if let Poll::Ready(result) = running.poll(cx) {
-                connection.set(None);
-                if let Err(error) = result {
-                    tracing::debug!(%error, "HTTP/1.1 connection ended");
+        let open = match &mut connection {
+            Some(open) => open,
+            None => {
+                let attempted = Instant::now();
+                match shared
+                    .target
+                    .connect_http1(shared.next_connect_attempt())
+                    .await
+                {
+                    Ok(opened) => {
+                        shared.recorder.borrow_mut().totals.connections_opened += 1;
+                        connection.insert(opened)
+                    }
+                    Err(failure) => {
+                        shared.fail_unsendable(job, attempted, &failure);
+                        source.after_connect_failure().await;
+                        continue;
+                    }
                 }
-                // The body may be waiting on what the connection just finished.
-                return body.as_mut().poll(cx);
             }
+        };
+        let request = shared.target.http1_request(job.url);
+        let sent = send_one(shared, job, &mut deadline, || {
+            open.exchange(request, head_requests)
+        })
+        .await;
+        if !matches!(sent, Sent::Reusable) {
+            connection = None;
         }
-        Poll::Pending
-    })
-    .await
+    }
 }
 
 /// One of a thread's HTTP/2 connections, opened by the first worker that needs it and
@@ -752,14 +681,67 @@ async fn http2_worker(shared: &Shared, source: &impl JobSource, slot: usize) {
             source.after_connect_failure().await;
             continue;
         }
-        let sent = send_one(shared, job, &mut deadline, |request| {
+        let sent = send_one(shared, job, &mut deadline, || {
+            let request = shared.target.http2_request(job.url);
             let mut sender = slot.sender.borrow_mut();
             let sender = sender.as_mut().expect("ensure_open left a connection");
-            sender.try_send_request(request)
+            exchange_http2(sender.try_send_request(request))
         })
         .await;
         if let Sent::Again(job) = sent {
             carried = Some(job);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Schedule;
+
+    /// Every arrival of a run, in time order, as the threads' sequences together give them.
+    fn arrivals(
+        kind: ArrivalKind,
+        threads: usize,
+        curve: &CumulativeCurve,
+    ) -> Vec<(Duration, u64)> {
+        let mut all: Vec<(Duration, u64)> = (0..threads)
+            .flat_map(|index| {
+                let mut sequence = ArrivalSequence::new(kind, 7, index, threads);
+                std::iter::from_fn(move || sequence.next(curve)).collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by_key(|(_, n)| *n);
+        all
+    }
+
+    #[test]
+    fn threads_share_out_exactly_the_single_thread_arrivals() {
+        let curve = Schedule::Stages {
+            start_rate: 10.0,
+            stages: vec![crate::schedule::Stage {
+                duration: Duration::from_secs(3),
+                target_rate: 300.0,
+            }],
+        }
+        .curve();
+        for kind in [ArrivalKind::Uniform, ArrivalKind::Poisson] {
+            let alone = arrivals(kind, 1, &curve);
+            for threads in [2, 3, 7] {
+                assert_eq!(
+                    arrivals(kind, threads, &curve),
+                    alone,
+                    "{kind:?} on {threads} threads"
+                );
+            }
+            let numbers: Vec<u64> = alone.iter().map(|(_, n)| *n).collect();
+            assert_eq!(numbers, (0..alone.len() as u64).collect::<Vec<_>>());
+            assert!(alone.windows(2).all(|pair| pair[0].0 <= pair[1].0));
+        }
+        // Uniform arrivals are exactly the schedule's integral (465 requests); Poisson ones
+        // are near it.
+        assert_eq!(arrivals(ArrivalKind::Uniform, 1, &curve).len(), 465);
+        let poisson = arrivals(ArrivalKind::Poisson, 1, &curve).len();
+        assert!(poisson.abs_diff(465) < 110, "{poisson} Poisson arrivals");
     }
 }
