@@ -213,6 +213,10 @@ pub struct RunReport {
     pub status_counts: BTreeMap<String, u64>,
     /// Failures without a status, by class.
     pub errors: BTreeMap<ErrorClass, u64>,
+    /// The first error message seen in each class, to say why requests failed (e.g.
+    /// `connect to 127.0.0.1:1: Connection refused (os error 111)`).
+    #[serde(default)]
+    pub error_examples: BTreeMap<ErrorClass, String>,
     /// Per-second timeline.
     pub timeline: Vec<TimelinePoint>,
     /// The service under test, when an admin URL was given.

@@ -133,6 +133,7 @@ struct Collected {
     service_time: Histogram<u64>,
     elapsed: Duration,
     unsent: u64,
+    error_examples: BTreeMap<ErrorClass, String>,
 }
 
 /// Drives one generator run to its end, following the service if given.
@@ -204,6 +205,7 @@ async fn collect(
         service_time,
         elapsed: totals.elapsed,
         unsent: totals.unsent,
+        error_examples: totals.error_samples,
     })
 }
 
@@ -256,6 +258,7 @@ impl Collected {
             .map(|(status, count)| (status.to_string(), count))
             .collect();
         report.errors = errors;
+        report.error_examples = self.error_examples;
         let schedule_seconds = plan.schedule.duration().as_secs_f64().max(1e-9);
         report.offered_rate_per_second = report.intended_requests as f64 / schedule_seconds;
         report.achieved_rate_per_second = report.completed_requests as f64 / schedule_seconds;

@@ -342,6 +342,18 @@ fn errors(out: &mut String, report: &RunReport) {
         error_counts(report),
         true,
     );
+    if !report.error_examples.is_empty() {
+        out.push_str("<ul class=\"error-examples\">");
+        for (class, example) in &report.error_examples {
+            let _ = write!(
+                out,
+                "<li>first {} error: <code>{}</code></li>",
+                class.name(),
+                escape_html(example)
+            );
+        }
+        out.push_str("</ul>");
+    }
     out.push_str("</section>");
 }
 

@@ -169,6 +169,9 @@ fn statuses_and_errors(out: &mut String, report: &RunReport) {
         let note = share(count, attempted);
         row(out, LABEL - 2, class, &count.to_string(), &note);
     }
+    for (class, example) in &report.error_examples {
+        let _ = writeln!(out, "  first {} error: {example}", class.name());
+    }
 }
 
 fn thresholds(out: &mut String, report: &RunReport) {
