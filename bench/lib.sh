@@ -57,3 +57,13 @@ median() {
         if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
     }'
 }
+
+# Prints the calling script's header comment (from line 2 to `set -euo`) as its help.
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+}
+
+# ratio A B : A / B to two decimals, "-" when either is missing or B is zero.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
+}

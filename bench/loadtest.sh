@@ -35,10 +35,6 @@ ONLY=""
 WORK_DIR=""
 declare -a STARTED_PIDS=()
 
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
 parse_args() {
     while [[ $# -gt 0 ]]; do
         case $1 in
@@ -197,10 +193,6 @@ row() {
 
 column_median() {
     awk -F'\t' -v t="$1" -v f="$2" '$1 == t && $f != "-" {print $f}' "$RAW" | median
-}
-
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
 }
 
 report_table() {

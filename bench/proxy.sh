@@ -41,10 +41,6 @@ declare -A PROXY_PID=()
 declare -A PROXY_PORT=()
 
 
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
 parse_args() {
     while [[ $# -gt 0 ]]; do
         case $1 in
@@ -281,10 +277,6 @@ run_one() {
 # column_median PROXY CONNS FIELD (4 rps, 5 p50, 6 p99, 7 cpu, 8 errors summed instead)
 column_median() {
     awk -F'\t' -v p="$1" -v c="$2" -v f="$3" '$1 == p && $2 == c {print $f}' "$RAW" | median
-}
-
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
 }
 
 us_to_ms() { awk -v v="$1" 'BEGIN {if (v == "-") print "-"; else printf "%.2f", v / 1000}'; }

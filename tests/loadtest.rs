@@ -214,7 +214,9 @@ fn connection_failures_are_classified_not_fatal() {
     let report = json_report(&output);
     assert_eq!(report["errors"]["connect"], 20, "{report}");
     assert_eq!(report["failed_requests"], 20);
-    let why = report["error_examples"]["connect"].as_str().unwrap_or_default();
+    let why = report["error_examples"]["connect"]
+        .as_str()
+        .unwrap_or_default();
     assert!(why.contains("refused"), "the report says why: {why:?}");
 }
 

@@ -129,8 +129,8 @@ struct Collected {
     started_at_wall: SystemTime,
     seconds: Vec<SecondStats>,
     service_counts: BTreeMap<u64, ServiceCounts>,
-    latency: Histogram<u64>,
-    service_time: Histogram<u64>,
+    /// Every second summed: counts, statuses, errors and whole-run histograms.
+    total: SecondStats,
     elapsed: Duration,
     unsent: u64,
     error_examples: BTreeMap<ErrorClass, String>,
@@ -177,12 +177,10 @@ async fn collect(
         })
     });
 
-    let mut latency = new_histogram();
-    let mut service_time = new_histogram();
+    let mut total = SecondStats::empty(0);
     let mut seconds = Vec::new();
     while let Some(second) = load.next_second().await {
-        latency.add(&second.latency).ok();
-        service_time.add(&second.service_time).ok();
+        total.add(&second);
         let counts = service_counts
             .lock()
             .expect("poisoned")
@@ -201,8 +199,7 @@ async fn collect(
         started_at_wall,
         seconds,
         service_counts,
-        latency,
-        service_time,
+        total,
         elapsed: totals.elapsed,
         unsent: totals.unsent,
         error_examples: totals.error_samples,
@@ -217,26 +214,26 @@ impl Collected {
             duration_seconds: self.elapsed.as_secs_f64(),
             late_after_ms: plan.options.late_after.as_secs_f64() * 1e3,
             unsent_requests: self.unsent,
-            latency: summarize(&self.latency),
-            service_time: summarize(&self.service_time),
+            latency: summarize(&self.total.latency),
+            service_time: summarize(&self.total.service_time),
+            intended_requests: self.total.intended,
+            sent_requests: self.total.sent,
+            completed_requests: self.total.completed,
+            failed_requests: self.total.failed,
+            late_requests: self.total.late,
+            bytes_received: self.total.bytes,
+            status_counts: self
+                .total
+                .statuses
+                .iter()
+                .map(|(status, count)| (status.to_string(), *count))
+                .collect(),
+            errors: self.total.errors.clone(),
+            error_examples: self.error_examples,
             ..RunReport::default()
         };
-        let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
-        let mut errors: BTreeMap<ErrorClass, u64> = BTreeMap::new();
         let mut last_counts: Option<ServiceCounts> = None;
         for second in &self.seconds {
-            report.intended_requests += second.intended;
-            report.sent_requests += second.sent;
-            report.completed_requests += second.completed;
-            report.failed_requests += second.failed;
-            report.late_requests += second.late;
-            report.bytes_received += second.bytes;
-            for (status, count) in &second.statuses {
-                *statuses.entry(*status).or_default() += count;
-            }
-            for (class, count) in &second.errors {
-                *errors.entry(*class).or_default() += count;
-            }
             if let Some(counts) = self.service_counts.get(&second.second) {
                 last_counts = Some(*counts);
             }
@@ -253,12 +250,6 @@ impl Collected {
                 demand_tasks: None,
             });
         }
-        report.status_counts = statuses
-            .into_iter()
-            .map(|(status, count)| (status.to_string(), count))
-            .collect();
-        report.errors = errors;
-        report.error_examples = self.error_examples;
         let schedule_seconds = plan.schedule.duration().as_secs_f64().max(1e-9);
         report.offered_rate_per_second = report.intended_requests as f64 / schedule_seconds;
         report.achieved_rate_per_second = report.completed_requests as f64 / schedule_seconds;
@@ -266,7 +257,7 @@ impl Collected {
             .thresholds
             .iter()
             .map(|threshold| {
-                let observed = observe(threshold, &self.latency, &report);
+                let observed = observe(threshold, &self.total.latency, &report);
                 ThresholdResult {
                     threshold: threshold.to_string(),
                     observed,
@@ -532,16 +523,14 @@ async fn probe_capacity(plan: &LoadtestPlan, admin: &AdminClient) -> Result<f64,
         if step_stats.len() as u64 == step_seconds {
             // The step's first second warms up; judge the rest.
             let judged = &step_stats[1..];
-            let mut latency = new_histogram();
-            let (mut intended, mut completed, mut failed) = (0, 0, 0);
+            let mut step_total = SecondStats::empty(0);
             for stats in judged {
-                latency.add(&stats.latency).ok();
-                intended += stats.intended;
-                completed += stats.completed;
-                failed += stats.failed;
+                step_total.add(stats);
             }
-            let keeps_up = completed as f64 >= 0.95 * intended as f64;
-            let passed = failed == 0 && keeps_up && latency.value_at_quantile(0.99) <= slo_us;
+            let keeps_up = step_total.completed as f64 >= 0.95 * step_total.intended as f64;
+            let passed = step_total.failed == 0
+                && keeps_up
+                && step_total.latency.value_at_quantile(0.99) <= slo_us;
             if passed {
                 capacity = Some(rates[step.min(rates.len() - 1)]);
             } else {
