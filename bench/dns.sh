@@ -64,10 +64,6 @@ declare -A SERVER_PID=()
 declare -A SERVER_PORT=()
 
 
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
 positive() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
 
 parse_args() {
@@ -479,10 +475,6 @@ column_median() {
 
 column_sum() {
     awk -F'\t' -v s="$1" -v f="$2" '$1 == s {n += $f} END {print n + 0}' "$RAW"
-}
-
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b == "" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
 }
 
 report_table() {

@@ -65,5 +65,5 @@ usage() {
 
 # ratio A B : A / B to two decimals, "-" when either is missing or B is zero.
 ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
+    awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b == "" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
 }
