@@ -398,8 +398,11 @@ pub fn target_tracking_capacity(current: u32, metric: f64, target: f64) -> Optio
         return Some(u32::from(metric > 0.0));
     }
     let exact = f64::from(current) * metric / target;
-    // Forgive floating-point noise so that 3 × 0.7 / 0.7 is 3, not 4.
-    let desired = (exact - 1e-9).ceil().max(0.0);
+    // Forgive a thousandth of a task: floating-point noise (3 × 0.7 / 0.7 is 3, not 4), and the
+    // jitter of a rate measured over ~1 s samples (40 req/s per task can read 2400.01 per
+    // minute against a target of 600, which must ask for 4 tasks, not 5). Far below the 10 %
+    // tolerance any real decision has.
+    let desired = (exact - 1e-3).ceil().max(0.0);
     Some(desired.min(f64::from(u32::MAX)) as u32)
 }
 
@@ -438,6 +441,8 @@ mod tests {
         assert_eq!(target_tracking_capacity(2, 100.0, 50.0), Some(4));
         assert_eq!(target_tracking_capacity(3, 60.0, 50.0), Some(4)); // 3.6 → 4
         assert_eq!(target_tracking_capacity(10, 26.0, 50.0), Some(6)); // 5.2 → 6, not 5
+        assert_eq!(target_tracking_capacity(1, 2400.01, 600.0), Some(4)); // measurement jitter
+        assert_eq!(target_tracking_capacity(1, 2401.0, 600.0), Some(5));
         assert_eq!(target_tracking_capacity(4, 50.0, 50.0), Some(4));
     }
 
