@@ -7,8 +7,10 @@
 # Each round, interleaved so drift on the machine hits every tool alike:
 #   1. wrk -t1 -cN -d$DURATION                        (closed loop: wrk's maximum rate)
 #   2. scalegate loadtest -t1 -cN -z$DURATION          (closed model: scalegate's maximum rate)
-#   3. scalegate loadtest -t1 -r <wrk's rate of 1.>    (open model at wrk's rate: does it keep
-#                                                        the schedule, within 1 %?)
+#   3. scalegate loadtest -t1 -cN -r <wrk's rate of 1.> (open model at wrk's rate over the same
+#                                                        N connections: does it keep the
+#                                                        schedule, within 1 %, and how many
+#                                                        requests left late?)
 # For each: requests/s, p50/p99, and the generator's own CPU time per request (utime+stime of
 # the tool, from its parent's children counters). The table shows medians over rounds and the
 # ratios to wrk; bench/results/loadtest-latest.md gets the same as markdown.
@@ -156,20 +158,20 @@ run_round() {
                   /Non-2xx/ {e += $NF} END {print e + 0}' "$out")
     [[ -n $requests && $requests -gt 0 ]] || die "wrk completed no requests: $(cat "$out")"
     WRK_RPS=$rps
-    row "wrk (closed)" "$round" "$rps" "-" "$p50" "$p99" "$(cpu_us_per_request "$ticks" "$requests")" "$errors"
+    row "wrk (closed)" "$round" "$rps" "-" "$p50" "$p99" "$(cpu_us_per_request "$ticks" "$requests")" "$errors" "-"
 
     out="$WORK_DIR/closed.json"
     ticks=$(measure "$out" "$sg" loadtest "$URL" -t1 -c"$CONNECTIONS" -z"$DURATION" --json --no-progress)
     sg_row "scalegate (closed)" "$round" "$out" "$ticks"
 
     out="$WORK_DIR/open.json"
-    ticks=$(measure "$out" "$sg" loadtest "$URL" -t1 -r "$WRK_RPS" -z"$DURATION" --json --no-progress)
+    ticks=$(measure "$out" "$sg" loadtest "$URL" -t1 -c"$CONNECTIONS" -r "$WRK_RPS" -z"$DURATION" --json --no-progress)
     sg_row "scalegate (open, wrk's rate)" "$round" "$out" "$ticks"
     log "round $round: wrk $WRK_RPS req/s; open model at that rate for ${seconds}s done"
 }
 
 sg_row() {
-    local tool=$1 round=$2 out=$3 ticks=$4 completed rps sent intended accuracy p50 p99 failed
+    local tool=$1 round=$2 out=$3 ticks=$4 completed rps sent intended accuracy p50 p99 failed late
     completed=$(json_field "$out" completed_requests)
     rps=$(json_field "$out" achieved_rate_per_second)
     sent=$(json_field "$out" sent_requests)
@@ -178,17 +180,23 @@ sg_row() {
     p50=$(json_field "$out" latency.p50_ms)
     p99=$(json_field "$out" latency.p99_ms)
     if [[ $tool == *open* ]]; then
+        # Requests completed within the schedule's length plus the wait for the last answers
+        # vs the schedule; and the share sent more than 10 ms after their intended time.
         accuracy=$(awk -v s="$sent" -v i="$intended" 'BEGIN {printf "%.2f", (s - i) / i * 100}')
+        late=$(json_field "$out" late_requests)
+        late=$(awk -v l="$late" -v s="$sent" 'BEGIN {printf "%.2f", l / s * 100}')
+        rps=$(awk -v n="$completed" -v d="$(json_field "$out" duration_seconds)" 'BEGIN {printf "%.0f", n / d}')
     else
         accuracy="-"
+        late="-"
     fi
     row "$tool" "$round" "$(printf '%.0f' "$rps")" "$accuracy" "$p50" "$p99" \
-        "$(cpu_us_per_request "$ticks" "$completed")" "$failed"
+        "$(cpu_us_per_request "$ticks" "$completed")" "$failed" "$late"
 }
 
 row() {
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"
-    log "round $2  $1  $3 req/s  schedule error ${4}%  p50 ${5}ms  p99 ${6}ms  ${7} CPU us/req  errors $8"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RAW"
+    log "round $2  $1  $3 req/s  sent vs schedule ${4}%  late ${9}%  p50 ${5}ms  p99 ${6}ms  ${7} CPU us/req  errors $8"
 }
 
 column_median() {
@@ -199,14 +207,15 @@ report_table() {
     local tool rps wrk_rps wrk_cpu cpu errors
     wrk_rps=$(column_median "wrk (closed)" 3)
     wrk_cpu=$(column_median "wrk (closed)" 7)
-    echo "| generator (1 thread, core $GENERATOR_CORE) | req/s | req/s vs wrk | sent vs schedule | p50 ms | p99 ms | CPU µs/req | CPU vs wrk | errors |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| generator (1 thread, core $GENERATOR_CORE) | req/s | req/s vs wrk | sent vs schedule | late | p50 ms | p99 ms | CPU µs/req | CPU vs wrk | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for tool in "wrk (closed)" "scalegate (closed)" "scalegate (open, wrk's rate)"; do
         rps=$(column_median "$tool" 3)
         cpu=$(column_median "$tool" 7)
         errors=$(awk -F'\t' -v t="$tool" '$1 == t {e += $8} END {print e + 0}' "$RAW")
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$tool" "$rps" \
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$tool" "$rps" \
             "$(ratio "$rps" "$wrk_rps")" "$(column_median "$tool" 4 | sed 's/^\([^-].*\)$/\1 %/')" \
+            "$(column_median "$tool" 9 | sed 's/^\([^-].*\)$/\1 %/')" \
             "$(column_median "$tool" 5)" "$(column_median "$tool" 6)" "$cpu" \
             "$(ratio "$cpu" "$wrk_cpu")" "$errors"
     done
@@ -218,7 +227,7 @@ environment_notes() {
     echo "- $(nginx -v 2>&1); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
     echo "- load average before the run: $LOAD_BEFORE"
     echo "- command: \`bench/loadtest.sh --duration $DURATION --rounds $ROUNDS --connections $CONNECTIONS\`"
-    echo "- medians of $ROUNDS interleaved rounds; each generator alone on core $GENERATOR_CORE with one thread and $CONNECTIONS connections (open model: up to 1000 in flight), nginx (one worker, 100-byte body) on core $SERVER_CORE"
+    echo "- medians of $ROUNDS interleaved rounds; each generator alone on core $GENERATOR_CORE with one thread and $CONNECTIONS connections, nginx (one worker, 100-byte body) on core $SERVER_CORE"
 }
 
 main() {
@@ -261,7 +270,7 @@ main() {
         echo
         echo "$table"
         echo
-        echo "Raw rows (tool, round, req/s, sent vs schedule %, p50 ms, p99 ms, CPU µs/req, errors):"
+        echo "Raw rows (tool, round, req/s, sent vs schedule %, p50 ms, p99 ms, CPU µs/req, errors, late %):"
         echo
         echo '```'
         cat "$RAW"
