@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{binary, Backend, Scalegate};
+use common::{binary, gateway_config, workload_definition, workload_service, Backend, Scalegate};
 use serde_json::Value;
 
 /// Runs `scalegate loadtest ARGS` to completion (every schedule here is a few seconds).
@@ -224,41 +224,13 @@ fn connection_failures_are_classified_not_fatal() {
 /// `web`, scaled by requests per target (target 300/min = 5/s per task) on the fast profile
 /// with short cooldowns, 1–4 tasks.
 fn scaling_gateway() -> String {
-    r#"admin:
-  address: 127.0.0.1:0
-listeners:
-  - name: web
-    protocol: HTTP
-    address: 127.0.0.1:0
-    default_action:
-      forward:
-        target_group: app
-target_groups:
-  - name: app
-    protocol: HTTP
-    health_check:
-      path: /health
-      interval_seconds: 5
-      timeout_seconds: 2
-      healthy_threshold_count: 2
-      unhealthy_threshold_count: 2
-    deregistration_delay_seconds: 2
-task_definitions:
-  - family: app
-    command: scalegate
-    args: [workload, --host, 127.0.0.1, --cpu-ms, "2"]
-    cpu: 256
-    memory: 256
-    stop_timeout_seconds: 5
-services:
-  - name: app
-    task_definition: app
-    desired_count: 1
-    health_check_grace_period_seconds: 5
-    load_balancers:
-      - target_group: app
-    scaling:
-      min_capacity: 1
+    gateway_config(&format!(
+        "{}{}",
+        workload_definition(", --cpu-ms, \"2\""),
+        workload_service(
+            1,
+            Some(
+                r#"      min_capacity: 1
       max_capacity: 4
       fast:
         scale_out_cooldown_seconds: 2
@@ -269,7 +241,9 @@ services:
             predefined_metric_specification:
               predefined_metric_type: ALBRequestCountPerTarget
 "#
-    .to_string()
+            )
+        )
+    ))
 }
 
 #[test]
@@ -379,6 +353,7 @@ fn a_scenario_compares_the_profiles_side_by_side() {
             .port()
     };
     let config = scaling_gateway()
+        .replacen("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()), 1)
         .replacen("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()), 1)
         .replacen("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()), 1);
     std::fs::write(dir.path().join("scalegate.yaml"), config).unwrap();

@@ -10,82 +10,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{
-    admin_json, binary, client, metric_sum, metrics_text, poll_until, process_group_members,
-    process_is_dead, promtool_accepts, Exchange, Scalegate, SteadyLoad,
+    admin_json, binary, client, gateway_config, metric_sum, metrics_text, poll_until,
+    process_group_members, process_is_dead, promtool_accepts, workload_definition,
+    workload_service, Exchange, Scalegate, SteadyLoad,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
-
-/// A listener `web` forwarding to target group `app`, health-checked every 5 s (2 s timeout, 2
-/// checks to pass or fail), with a 5 s deregistration delay; the registry serving
-/// `scalegate.local` with a 1 s TTL (a stopping task waits it out before SIGTERM). Then the
-/// test's task definitions and services.
-fn gateway_config(task_definitions_and_services: &str) -> String {
-    format!(
-        r#"admin:
-  address: 127.0.0.1:0
-listeners:
-  - name: web
-    protocol: HTTP
-    address: 127.0.0.1:0
-    default_action:
-      forward:
-        target_group: app
-target_groups:
-  - name: app
-    protocol: HTTP
-    health_check:
-      path: /health
-      interval_seconds: 5
-      timeout_seconds: 2
-      healthy_threshold_count: 2
-      unhealthy_threshold_count: 2
-    deregistration_delay_seconds: 5
-registry:
-  address: 127.0.0.1:0
-  namespaces:
-    - name: scalegate.local
-      ttl_seconds: 1
-{task_definitions_and_services}"#
-    )
-}
-
-/// Task definition `app`: the workload server (`scalegate` is the binary under test) on its
-/// `$PORT`, plus `extra_args`.
-fn workload_definition(extra_args: &str) -> String {
-    format!(
-        r#"task_definitions:
-  - family: app
-    command: scalegate
-    args: [workload, --host, 127.0.0.1{extra_args}]
-    cpu: 256
-    memory: 256
-    stop_timeout_seconds: 5
-"#
-    )
-}
-
-/// Service `app` of `desired` workload tasks in target group `app` and the registry, with a
-/// 5 s health-check grace period, and `scaling` (YAML under `scaling:`, indented 6) if any.
-fn workload_service(desired: u32, scaling: Option<&str>) -> String {
-    let mut service = format!(
-        r#"services:
-  - name: app
-    task_definition: app
-    desired_count: {desired}
-    health_check_grace_period_seconds: 5
-    load_balancers:
-      - target_group: app
-    service_registry:
-      namespace: scalegate.local
-"#
-    );
-    if let Some(scaling) = scaling {
-        service.push_str("    scaling:\n");
-        service.push_str(scaling);
-    }
-    service
-}
 
 /// Starts the gateway with service `app` of `desired` workload tasks (and `scaling`, as
 /// [`workload_service`] takes it) and waits until every task serves; returns the gateway and
