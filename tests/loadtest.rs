@@ -399,3 +399,51 @@ loadtest: [--start-rate, "4", --stages, "3s:4,0s:16,8s:16", --capacity-per-task,
     let scalegate_log = std::fs::read_to_string(results.join("aws").join("scalegate.log")).unwrap();
     assert!(!scalegate_log.is_empty());
 }
+
+#[test]
+fn the_capacity_probe_finds_what_one_task_serves() {
+    // One task that serves at most 50 req/s: 20 ms of CPU per request on one CPU worker.
+    let gate = Scalegate::start(&gateway_config(&format!(
+        "{}{}",
+        workload_definition(", --cpu-ms, \"20\", --cpu-workers, \"1\""),
+        workload_service(1, None)
+    )));
+    let admin = format!("http://{}", gate.admin_address());
+    let ready = common::poll_until(Duration::from_secs(30), || {
+        let output = Command::new("curl")
+            .args(["-s", &format!("{admin}/api/services/app")])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&output.stdout)
+            .is_ok_and(|service| service["healthy_count"] == 1)
+    });
+    assert!(ready, "the service's task became healthy");
+
+    let output = loadtest(&[
+        &gate.url("web"),
+        "-r",
+        "5",
+        "-z",
+        "2s",
+        "--admin",
+        &admin,
+        "--probe-capacity",
+        "--slo-p99",
+        "60ms",
+        "--json",
+        "--no-progress",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("probing the capacity of task"), "{stderr}");
+    let report = json_report(&output);
+    let elasticity = &report["elasticity"];
+    assert_eq!(elasticity["capacity_source"], "probe", "{report}");
+    // The probe's steps are 5 × 1.5^k req/s; the last one under 50 req/s that kept p99 under
+    // 60 ms is at least 16.9 (well under capacity) and below the task's 50.
+    let capacity = elasticity["capacity_per_task"].as_f64().unwrap();
+    assert!(
+        (16.0..50.0).contains(&capacity),
+        "probed capacity {capacity} req/s; the task serves at most 50"
+    );
+}
