@@ -1,4 +1,4 @@
-# Helpers shared by the bench scripts (sourced, not run). Each script sets STARTED_PIDS (an
+# Helpers shared by the bench scripts (sourced, not run). Each script sets WORK_DIR, STARTED_PIDS (an
 # array), STOP_TIMEOUT_SECONDS and ONLY (a comma list) before using them.
 # shellcheck shell=bash
 
@@ -66,4 +66,42 @@ usage() {
 # ratio A B : A / B to two decimals, "-" when either is missing or B is zero.
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN {if (b == "-" || b == "" || b + 0 == 0 || a == "-") print "-"; else printf "%.2f", a / b}'
+}
+
+# Stops what the script started and removes its WORK_DIR (the scripts' EXIT trap).
+cleanup() {
+    stop_started
+    if [[ -n $WORK_DIR ]]; then
+        rm -rf "$WORK_DIR"
+    fi
+}
+
+# nginx_conf NAME HTTP_BLOCK : a one-worker nginx config whose files all live in WORK_DIR.
+nginx_conf() {
+    local name=$1 http_block=$2 dir="$WORK_DIR/$1"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+$http_block
+}
+EOF
+    echo "$dir/nginx.conf"
+}
+
+start_nginx() {
+    local name=$1 core=$2 conf=$3
+    start "$core" "$WORK_DIR/$name.log" nginx -e "$WORK_DIR/$name/error.log" -c "$conf" \
+        -g 'daemon off;'
 }

@@ -68,45 +68,22 @@ check_tools() {
     [[ $cores -ge 2 ]] || die "needs at least 2 cores (generator on core $GENERATOR_CORE, server on core $SERVER_CORE); this machine has $cores"
 }
 
-cleanup() {
-    stop_started
-    if [[ -n $WORK_DIR ]]; then
-        rm -rf "$WORK_DIR"
-    fi
-}
-
 start_server() {
-    local body dir="$WORK_DIR/nginx" deadline
+    local body conf deadline
     body=$(printf 'x%.0s' $(seq "$BODY_BYTES"))
-    mkdir -p "$dir"
     # Port 0 is not an nginx option: take a free one from the kernel.
     PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
+    conf=$(nginx_conf server "
     server {
         listen 127.0.0.1:$PORT backlog=4096;
         default_type text/plain;
         location / { return 200 '$body'; }
-    }
-}
-EOF
-    start "$SERVER_CORE" "$dir/stdout.log" nginx -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
+    }")
+    start_nginx server "$SERVER_CORE" "$conf"
     URL="http://127.0.0.1:$PORT/"
     deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
     until [[ $(curl -fsS --max-time 1 "$URL" 2>/dev/null) == "$body" ]]; do
-        [[ $SECONDS -lt $deadline ]] || die "nginx did not answer at $URL (see $dir/error.log)"
+        [[ $SECONDS -lt $deadline ]] || die "nginx did not answer at $URL (see $WORK_DIR/server/error.log)"
         sleep 0.1
     done
     log "server: nginx on $URL (core $SERVER_CORE)"

@@ -84,13 +84,6 @@ check_tools() {
 
 # --- processes -------------------------------------------------------------------------------
 
-cleanup() {
-    stop_started
-    if [[ -n $WORK_DIR ]]; then
-        rm -rf "$WORK_DIR"
-    fi
-}
-
 # Sets PORT to one nothing listens on, below the ephemeral range so outgoing connections
 # cannot take it. (Not a $(...) function: TAKEN_PORTS must survive the call.)
 free_port() {
@@ -126,36 +119,6 @@ wait_ready() {
 }
 
 # --- configs ---------------------------------------------------------------------------------
-
-# nginx_conf NAME HTTP_BLOCK : a one-worker nginx config whose files all live in WORK_DIR.
-nginx_conf() {
-    local name=$1 http_block=$2 dir="$WORK_DIR/$1"
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-$http_block
-}
-EOF
-    echo "$dir/nginx.conf"
-}
-
-start_nginx() {
-    local name=$1 core=$2 conf=$3
-    start "$core" "$WORK_DIR/$name.log" nginx -e "$WORK_DIR/$name/error.log" -c "$conf" \
-        -g 'daemon off;'
-}
 
 start_backends() {
     local body i port conf
