@@ -75,7 +75,14 @@ pub async fn run(plan: &LoadtestPlan) -> Result<RunReport, RunError> {
     report.service = admin.as_ref().map(|admin| admin.service().to_string());
     report.scaling_events = scaling_events;
     if let Some((capacity, source)) = capacity {
-        report.elasticity = elasticity_report(&mut report, capacity, source, plan.slo_p99);
+        let schedule_seconds = plan.schedule.duration().as_secs_f64().ceil() as u64;
+        report.elasticity = elasticity_report(
+            &mut report,
+            schedule_seconds,
+            capacity,
+            source,
+            plan.slo_p99,
+        );
     }
     Ok(report)
 }
@@ -360,12 +367,6 @@ fn observe(threshold: &Threshold, latency: &Histogram<u64>, report: &RunReport) 
     }
 }
 
-/// An empty histogram of microseconds, 1 µs – 60 s at 3 significant figures (the generator's
-/// histograms have the same bounds, so adding never fails).
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
 /// Percentiles of a histogram of microseconds, in ms.
 pub fn summarize(histogram: &Histogram<u64>) -> LatencySummary {
     if histogram.is_empty() {
@@ -408,6 +409,7 @@ async fn scaling_events(admin: &AdminClient, started: SystemTime) -> Vec<Scaling
 /// seconds, when the service's counts were followed.
 fn elasticity_report(
     report: &mut RunReport,
+    schedule_seconds: u64,
     capacity: f64,
     source: &str,
     slo_p99: Duration,
@@ -416,10 +418,12 @@ fn elasticity_report(
         point.demand_tasks =
             elasticity::demand_in_tasks(point.offered as f64, capacity).map(|tasks| tasks as u32);
     }
-    let scheduled = report
-        .timeline
-        .iter()
-        .filter(|point| point.healthy_tasks.is_some() && point.demand_tasks.is_some());
+    // The schedule's seconds only: the wait for the last answers has no demand to meet.
+    let scheduled = report.timeline.iter().filter(|point| {
+        point.second < schedule_seconds
+            && point.healthy_tasks.is_some()
+            && point.demand_tasks.is_some()
+    });
     let (demand, supply): (Vec<u32>, Vec<u32>) = scheduled
         .map(|point| {
             (
@@ -567,7 +571,7 @@ mod tests {
 
     #[test]
     fn summaries_are_in_milliseconds() {
-        let mut histogram = new_histogram();
+        let mut histogram = SecondStats::empty(0).latency;
         for micros in 1..=1000u64 {
             histogram.record(micros * 1000).unwrap();
         }
@@ -575,7 +579,10 @@ mod tests {
         assert!((summary.p50_ms - 500.0).abs() < 1.0, "{summary:?}");
         assert!((summary.p99_ms - 990.0).abs() < 1.0, "{summary:?}");
         assert!((summary.max_ms - 1000.0).abs() < 1.0, "{summary:?}");
-        assert_eq!(summarize(&new_histogram()), LatencySummary::default());
+        assert_eq!(
+            summarize(&SecondStats::empty(0).latency),
+            LatencySummary::default()
+        );
     }
 
     #[test]
