@@ -246,11 +246,10 @@ fn scaling_gateway() -> String {
     ))
 }
 
-#[test]
-fn following_a_scaling_service_yields_a_timeline_and_elasticity_metrics() {
-    let gate = Scalegate::start(&scaling_gateway());
+/// Polls the admin API (with curl, as a user would) until service `app` has one healthy task;
+/// returns the admin base URL.
+fn wait_for_one_healthy_task(gate: &Scalegate) -> String {
     let admin = format!("http://{}", gate.admin_address());
-    let url = gate.url("web");
     let ready = common::poll_until(Duration::from_secs(30), || {
         let output = Command::new("curl")
             .args(["-s", &format!("{admin}/api/services/app")])
@@ -259,7 +258,15 @@ fn following_a_scaling_service_yields_a_timeline_and_elasticity_metrics() {
         serde_json::from_slice::<Value>(&output.stdout)
             .is_ok_and(|service| service["healthy_count"] == 1)
     });
-    assert!(ready, "the service's first task became healthy");
+    assert!(ready, "the service's first task became healthy within 30 s");
+    admin
+}
+
+#[test]
+fn following_a_scaling_service_yields_a_timeline_and_elasticity_metrics() {
+    let gate = Scalegate::start(&scaling_gateway());
+    let admin = wait_for_one_healthy_task(&gate);
+    let url = gate.url("web");
 
     let dir = tempfile::tempdir().unwrap();
     let output_dir = dir.path().join("report");
@@ -408,16 +415,7 @@ fn the_capacity_probe_finds_what_one_task_serves() {
         workload_definition(", --cpu-ms, \"20\", --cpu-workers, \"1\""),
         workload_service(1, None)
     )));
-    let admin = format!("http://{}", gate.admin_address());
-    let ready = common::poll_until(Duration::from_secs(30), || {
-        let output = Command::new("curl")
-            .args(["-s", &format!("{admin}/api/services/app")])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&output.stdout)
-            .is_ok_and(|service| service["healthy_count"] == 1)
-    });
-    assert!(ready, "the service's task became healthy");
+    let admin = wait_for_one_healthy_task(&gate);
 
     let output = loadtest(&[
         &gate.url("web"),
@@ -445,5 +443,38 @@ fn the_capacity_probe_finds_what_one_task_serves() {
     assert!(
         (16.0..50.0).contains(&capacity),
         "probed capacity {capacity} req/s; the task serves at most 50"
+    );
+}
+
+#[test]
+fn a_bad_scenario_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("scalegate.yaml"), scaling_gateway()).unwrap();
+    let scenario = |name: &str, text: &str| -> Output {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        Command::new(binary())
+            .args(["loadtest", "--no-progress", "--scenario"])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("scenario runs")
+    };
+
+    let typo = scenario("typo.yaml", "config: scalegate.yaml\nprofile: [fast]\n");
+    assert_eq!(typo.status.code(), Some(2));
+    let stderr = text(&typo.stderr);
+    assert!(stderr.contains("typo.yaml:2"), "file and line: {stderr}");
+    assert!(stderr.contains("profile"), "{stderr}");
+
+    let bad_load = scenario(
+        "bad-load.yaml",
+        "config: scalegate.yaml\nloadtest: [--stages, \"30s\"]\n",
+    );
+    assert_eq!(bad_load.status.code(), Some(2));
+    assert!(text(&bad_load.stderr).contains("DURATION:RATE"));
+    assert!(
+        !dir.path().join("bad-load-results").exists(),
+        "nothing ran for a bad scenario"
     );
 }

@@ -26,7 +26,7 @@ use scalegate_config::{Config, TimingProfile};
 use serde::Deserialize;
 
 use crate::admin::AdminClient;
-use crate::cli::LoadtestArgs;
+use crate::cli::{LoadtestArgs, LoadtestPlan};
 use crate::report::RunReport;
 use crate::run::{self, RunError, THRESHOLDS_FAILED_EXIT_CODE};
 
@@ -79,41 +79,50 @@ pub fn profile_name(profile: TimingProfile) -> &'static str {
 /// Runs a scenario file; returns the exit code (0, 99 when a threshold failed in any run, 2
 /// for a bad file, 1 when a run failed).
 pub fn command(file: &Path, progress: bool) -> u8 {
-    let scenario: Scenario = match scalegate_config::load_yaml(
+    let prepared = scalegate_config::load_yaml::<Scenario>(
         file,
         "a scenario needs at least `config:` and `loadtest:` (docs/loadtest.md)",
-    ) {
-        Ok(scenario) => scenario,
-        Err(errors) => {
-            eprintln!("scalegate loadtest: invalid scenario:\n{errors}");
+    )
+    .map_err(|errors| format!("invalid scenario:\n{errors}"))
+    .and_then(|scenario| prepare(file, &scenario, progress));
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            eprintln!("scalegate loadtest: scenario {}: {message}", file.display());
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("scalegate loadtest: cannot start a runtime: {error}");
-            return 1;
-        }
-    };
-    match runtime.block_on(run_scenario(file, &scenario, progress)) {
+        .map_err(|error| format!("cannot start a runtime: {error}"))
+        .and_then(|runtime| runtime.block_on(execute(&prepared)));
+    match outcome {
         Ok(code) => code,
         Err(message) => {
             eprintln!("scalegate loadtest: scenario {}: {message}", file.display());
-            if message.starts_with("invalid") {
-                2
-            } else {
-                1
-            }
+            1
         }
     }
 }
 
-async fn run_scenario(file: &Path, scenario: &Scenario, progress: bool) -> Result<u8, String> {
+/// A checked scenario: everything is resolved before the first scalegate starts, so a mistake
+/// in the file is exit code 2 and not a failure halfway through the second profile.
+struct PreparedScenario {
+    name: String,
+    config_path: PathBuf,
+    output: PathBuf,
+    profiles: Vec<TimingProfile>,
+    admin_url: String,
+    token: Option<String>,
+    service: Option<String>,
+    ready_timeout: Duration,
+    /// The same load for every profile.
+    plan: LoadtestPlan,
+}
+
+fn prepare(file: &Path, scenario: &Scenario, progress: bool) -> Result<PreparedScenario, String> {
     let base = file.parent().unwrap_or(Path::new("."));
     let config_path = base.join(&scenario.config);
     let config = scalegate_config::load(&config_path)
@@ -130,7 +139,7 @@ async fn run_scenario(file: &Path, scenario: &Scenario, progress: bool) -> Resul
             .unwrap_or_else(|| PathBuf::from(format!("{name}-results"))),
     );
     if scenario.profiles.is_empty() {
-        return Err("invalid scenario: `profiles` is empty".into());
+        return Err("`profiles` is empty".into());
     }
     let url = match &scenario.url {
         Some(url) => url.clone(),
@@ -141,43 +150,54 @@ async fn run_scenario(file: &Path, scenario: &Scenario, progress: bool) -> Resul
         .admin
         .resolve_token()
         .map_err(|reason| format!("invalid config: admin: {reason}"))?;
-    let ready_timeout = Duration::from_secs(
-        scenario
-            .ready_timeout_seconds
-            .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
-    );
+    let mut argv: Vec<String> = vec!["loadtest".into(), url, "--admin".into(), admin_url.clone()];
+    if let Some(service) = &scenario.service {
+        argv.extend(["--service".into(), service.clone()]);
+    }
+    argv.extend(resolve_paths(&scenario.loadtest, base));
+    if !progress {
+        argv.push("--no-progress".into());
+    }
+    let plan = parse_args(&argv)
+        .and_then(|args| args.into_plan())
+        .map_err(|message| format!("loadtest: {message}"))?;
+    Ok(PreparedScenario {
+        name,
+        config_path,
+        output,
+        profiles: scenario.profiles.clone(),
+        admin_url,
+        token,
+        service: scenario.service.clone(),
+        ready_timeout: Duration::from_secs(
+            scenario
+                .ready_timeout_seconds
+                .unwrap_or(DEFAULT_READY_TIMEOUT_SECONDS),
+        ),
+        plan,
+    })
+}
 
+async fn execute(scenario: &PreparedScenario) -> Result<u8, String> {
+    let PreparedScenario { name, output, .. } = scenario;
     let mut runs: Vec<(String, RunReport)> = Vec::new();
     for &profile in &scenario.profiles {
         let profile_name = profile_name(profile);
         let dir = output.join(profile_name);
-        let mut argv: Vec<String> = vec!["loadtest".into(), url.clone()];
-        argv.extend(["--admin".into(), admin_url.clone()]);
-        if let Some(service) = &scenario.service {
-            argv.extend(["--service".into(), service.clone()]);
-        }
-        argv.extend(resolve_paths(&scenario.loadtest, base));
-        if !progress {
-            argv.push("--no-progress".into());
-        }
-        let plan = parse_args(&argv)
-            .and_then(|args| args.into_plan())
-            .map_err(|message| format!("invalid scenario: loadtest: {message}"))?;
-
         eprintln!("== {name}: profile {profile_name} ==");
         std::fs::create_dir_all(&dir)
             .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
-        let mut scalegate = start_scalegate(&config_path, profile_name, &dir)?;
+        let mut scalegate = start_scalegate(&scenario.config_path, profile_name, &dir)?;
         let outcome = async {
             wait_ready(
-                &admin_url,
-                token.clone(),
+                &scenario.admin_url,
+                scenario.token.clone(),
                 scenario.service.clone(),
-                ready_timeout,
+                scenario.ready_timeout,
                 &dir,
             )
             .await?;
-            run::run(&plan)
+            run::run(&scenario.plan)
                 .await
                 .map_err(|error: RunError| error.to_string())
         }
@@ -191,7 +211,7 @@ async fn run_scenario(file: &Path, scenario: &Scenario, progress: bool) -> Resul
 
     let table = crate::render::comparison_table_markdown(&runs);
     let files =
-        crate::render::write_comparison_files(&runs, &output).map_err(|error| error.to_string())?;
+        crate::render::write_comparison_files(&runs, output).map_err(|error| error.to_string())?;
     let table_file = output.join("comparison.md");
     std::fs::write(&table_file, &table)
         .map_err(|error| format!("cannot write {}: {error}", table_file.display()))?;
@@ -260,7 +280,7 @@ fn default_url(config: &Config) -> Result<String, String> {
     let listener = config
         .listeners
         .first()
-        .ok_or("invalid scenario: the config has no listener; set `url`")?;
+        .ok_or("the config has no listener; set `url`")?;
     let mut address = listener.address;
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
